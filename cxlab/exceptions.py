@@ -1,0 +1,83 @@
+"""Typed errors raised by cxlab.
+
+Every error about an export names the file and, where one applies, the row (1-based
+data row, header excluded) and the column, so an analyst can open the file and see it.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class CxlabError(Exception):
+    """Base class of every error cxlab raises on purpose."""
+
+
+class JourneyMapError(CxlabError, ValueError):
+    """A journey map is invalid; the message names the offending key."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(f"journey map: {key}: {message}")
+
+
+class ExportError(CxlabError, ValueError):
+    """An export cannot be pulled. Carries ``path``, ``row`` and ``column`` when known."""
+
+    def __init__(self, path, message: str, *, row: int | None = None,
+                 column: str | None = None, value=None):
+        self.path = str(path) if path is not None else None
+        self.row = row
+        self.column = column
+        self.value = value
+        where = [f"{self.path}"] if self.path else []
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        self.reason = message
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+class EmptyExportError(ExportError):
+    """The file is empty or has a header and no rows."""
+
+
+class UnreadableExportError(ExportError):
+    """The file is not what its name says: binary garbage, a truncated gzip, corrupt Parquet."""
+
+
+class MissingColumnError(ExportError):
+    """A required column is missing (the message suggests near names)."""
+
+
+class TimestampError(ExportError):
+    """A timestamp cannot be parsed, or naive timestamps came without ``tz=``, or zones mix."""
+
+
+class NullValueError(ExportError):
+    """A required column holds an empty value."""
+
+
+class ScoreRangeError(ExportError):
+    """A feedback score is outside its scale, or the scale is unknown."""
+
+
+class SchemaError(ExportError):
+    """The canonical table does not meet its data contract (pandera)."""
+
+
+class WorkspaceError(CxlabError, RuntimeError):
+    """The workspace cannot do what was asked (e.g. pulling into a read-only Spark workspace)."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest choice, or an empty string."""
+    choices = [str(c) for c in choices]
+    lowered = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    if not close:
+        # substring match catches 'customer' -> 'customer_id', 'time' -> 'event_time'
+        subs = [c for c in choices if name.lower() in c.lower() or c.lower() in name.lower()]
+        return f" (did you mean {subs[0]!r}?)" if subs else ""
+    return f" (did you mean {lowered[close[0]]!r}?)"

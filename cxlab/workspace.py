@@ -1,0 +1,406 @@
+"""The workspace: canonical tables in an engine, filled by idempotent, atomic pulls.
+
+The embedded default is a DuckDB file (``data/cxlab.duckdb``) opened through Ibis, so the
+analyses written against ``ws.events()`` run unchanged on another Ibis backend. PySpark is
+the distributed one tested here: :func:`connect` with a SparkSession (or a ``pyspark://DIR``
+target) reads canonical tables written as Parquet by :meth:`Workspace.export_parquet`.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import io as cio
+from .exceptions import ExportError, WorkspaceError
+from .journey import JourneyMap
+
+DEFAULT_PATH = Path("data") / "cxlab.duckdb"
+MANIFEST = "_cx_loads"
+_MANIFEST_COLUMNS = (
+    ("load_id", "BIGINT"), ("source", "VARCHAR"), ("file_name", "VARCHAR"), ("sha256", "VARCHAR"),
+    ("kind", "VARCHAR"), ("format", "VARCHAR"), ("encoding", "VARCHAR"), ("delimiter", "VARCHAR"),
+    ("rows_read", "BIGINT"), ("rows_added", "BIGINT"), ("duplicates_skipped", "BIGINT"),
+    ("status", "VARCHAR"), ("started_at", "TIMESTAMPTZ"), ("finished_at", "TIMESTAMPTZ"),
+    ("options", "VARCHAR"), ("notes", "VARCHAR"), ("cxlab_version", "VARCHAR"),
+)
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """What a pull did.
+
+    ``status`` is ``loaded`` (rows were read and checked; new ones added) or
+    ``already_loaded`` (a file with the same sha256 was pulled before: nothing read).
+    ``rows_read`` counts the file's data rows, ``rows_added`` those written,
+    ``duplicates_skipped`` those whose key was already in the workspace or earlier in the
+    file (events: customer_id, ts, touchpoint, channel; feedback: feedback_id).
+    """
+
+    source: str
+    kind: str
+    format: str
+    sha256: str
+    status: str
+    rows_read: int
+    rows_added: int
+    duplicates_skipped: int
+    load_id: int | None
+    notes: tuple[str, ...] = field(default=())
+
+    def __str__(self) -> str:
+        if self.status == "already_loaded":
+            return f"{self.source}: already loaded (sha256 {self.sha256[:12]}), nothing added"
+        return (f"{self.source}: {self.rows_read} rows read as {self.format}, {self.rows_added} "
+                f"{self.kind} added, {self.duplicates_skipped} duplicates skipped")
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+class Workspace:
+    """A DuckDB-file workspace (the embedded default). Open it with :func:`connect`."""
+
+    engine = "duckdb"
+
+    def __init__(self, path=DEFAULT_PATH, *, read_only: bool = False, memory_limit: str | None = None):
+        import ibis
+
+        self.path = Path(path)
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise WorkspaceError(f"workspace {self.path} does not exist")
+        self.con = ibis.duckdb.connect(database=str(self.path), read_only=read_only)
+        self._raw = self.con.con
+        self._raw.execute("SET TimeZone='UTC'")
+        self._raw.execute("SET enable_progress_bar=false")
+        if memory_limit:
+            self._raw.execute(f"SET memory_limit={cio._lit(memory_limit)}")
+        self.read_only = read_only
+        if not read_only:
+            self._create_tables()
+
+    # ------------------------------------------------------------------ set-up
+    def _create_tables(self) -> None:
+        for kind, cols in cio.COLUMNS.items():
+            spec = ", ".join(f"{cio._q(c)} {t}" for c, (t, _) in cols.items())
+            self._raw.execute(f"CREATE TABLE IF NOT EXISTS {kind} ({spec}, _load_id BIGINT)")
+        spec = ", ".join(f"{c} {t}" for c, t in _MANIFEST_COLUMNS)
+        self._raw.execute(f"CREATE TABLE IF NOT EXISTS {MANIFEST} ({spec})")
+
+    def _columns(self, table: str) -> dict[str, str]:
+        rows = self._raw.execute(f"DESCRIBE {table}").fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    # ------------------------------------------------------------------ reading
+    def events(self):
+        """The ``events`` table (Ibis): canonical columns then properties."""
+        return self._public("events")
+
+    def feedback(self):
+        """The ``feedback`` table (Ibis)."""
+        return self._public("feedback")
+
+    def _public(self, name):
+        t = self.con.table(name)
+        return t.select([c for c in t.columns if not c.startswith("_")])
+
+    def loads(self) -> pd.DataFrame:
+        """The manifest: one row per pull (source, sha256, kind, format, rows, status, times)."""
+        return self._raw.execute(f"SELECT * FROM {MANIFEST} ORDER BY load_id").df()
+
+    def counts(self) -> dict[str, int]:
+        return {k: int(self._raw.execute(f"SELECT count(*) FROM {k}").fetchone()[0])
+                for k in cio.KINDS}
+
+    def check(self, journey: JourneyMap | None = None):
+        """Touchpoints in ``events`` that the journey map does not know (see JourneyMap.check)."""
+        return (journey or JourneyMap.default()).check(self.events())
+
+    # ------------------------------------------------------------------ pulling
+    def pull(self, path, *, kind: str = "events", format: str = "auto", mapping: dict | None = None,
+             tz: str | None = None, ts_format: str | None = None, delimiter: str | None = None,
+             scale: str | None = None, language: str | None = None, session_gap=None,
+             journey: JourneyMap | None = None, _in_transaction=None) -> PullResult:
+        """Pull an export into the workspace: idempotent and atomic.
+
+        Parameters
+        ----------
+        path : str or Path
+            The export as received (``data/raw/...``); it is only read.
+        kind : {"events", "feedback"}
+        format : {"auto", "csv", "parquet", "jsonl", "ga4", "survey"}
+            ``auto`` goes by the content and the file name.
+        mapping : dict, optional
+            Canonical column -> column in the file, e.g. ``{"customer_id": "user_id"}``.
+            Columns that are neither mapped nor canonical are kept as properties.
+        tz : str, optional
+            IANA zone of naive timestamps (``"Europe/Rome"``); required when they have none.
+        ts_format : str, optional
+            strptime layout for non-ISO timestamps (``"%d/%m/%Y %H:%M"``).
+        delimiter : str, optional
+            CSV delimiter; sniffed among ``,`` ``;`` and tab when not given.
+        scale : {"nps", "csat", "ces", "stars"}, optional
+            Feedback score scale when the file has no scale column.
+        language : str, optional
+            ISO code of the feedback text when the file has no language column.
+        session_gap : duration, optional
+            Inactivity that starts a new session when the file has no session id
+            (default: the journey map's, 30min).
+
+        Returns
+        -------
+        PullResult
+            Status ``loaded`` or ``already_loaded``, rows read and added, duplicates skipped.
+
+        Raises
+        ------
+        cxlab.exceptions.ExportError
+            (and its subclasses) naming the file, row and column; the workspace is unchanged.
+        """
+        if self.read_only:
+            raise WorkspaceError(f"workspace {self.path} is open read-only")
+        if kind not in cio.KINDS:
+            raise ValueError(f"kind={kind!r} is not one of {cio.KINDS}")
+        journey = journey or JourneyMap.default()
+        gap = session_gap or journey.session_gap
+        started = _now()
+        tmp = Path(tempfile.mkdtemp(prefix="cxlab-pull-"))
+        options = {k: v for k, v in dict(mapping=mapping, tz=tz, ts_format=ts_format,
+                                         delimiter=delimiter, scale=scale, language=language,
+                                         session_gap=str(session_gap) if session_gap else None).items()
+                   if v is not None}
+        try:
+            info = cio.sniff(path, format=format, delimiter=delimiter, tmpdir=tmp)
+            prior = self._raw.execute(
+                f"SELECT load_id FROM {MANIFEST} WHERE sha256 = ? AND kind = ? AND status = 'loaded'",
+                [info.sha256, kind]).fetchone()
+            if prior is not None:
+                return self._record_already_loaded(info, kind, started, options, prior[0])
+            staged = cio.stage(self._raw, path, kind=kind, format=format, mapping=mapping, tz=tz,
+                               ts_format=ts_format, delimiter=delimiter, scale=scale,
+                               language=language, session_gap=gap, tmpdir=tmp, info=info)
+            return self._commit(staged, started, options, _in_transaction)
+        finally:
+            for view in ("_cx_stage", "_cx_stage_src"):
+                try:
+                    self._raw.execute(f"DROP VIEW IF EXISTS {view}")
+                except Exception:
+                    pass
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _next_load_id(self) -> int:
+        return int(self._raw.execute(f"SELECT coalesce(max(load_id), 0) + 1 FROM {MANIFEST}").fetchone()[0])
+
+    def _manifest_row(self, info, kind, fmt, status, rows_read, rows_added, started, options,
+                      notes, load_id):
+        values = [load_id, str(Path(info.path).resolve()), Path(info.path).name, info.sha256, kind,
+                  fmt, info.encoding, info.delimiter, rows_read, rows_added,
+                  rows_read - rows_added, status, started, _now(),
+                  json.dumps(options, sort_keys=True, default=str), "\n".join(notes), _version()]
+        marks = ", ".join("?" for _ in values)
+        self._raw.execute(f"INSERT INTO {MANIFEST} VALUES ({marks})", values)
+
+    def _record_already_loaded(self, info, kind, started, options, prior_id) -> PullResult:
+        load_id = self._next_load_id()
+        note = f"same sha256 as load {prior_id}"
+        self._manifest_row(info, kind, info.format, "already_loaded", 0, 0, started, options,
+                           [note], load_id)
+        return PullResult(source=str(info.path), kind=kind, format=info.format, sha256=info.sha256,
+                          status="already_loaded", rows_read=0, rows_added=0, duplicates_skipped=0,
+                          load_id=load_id, notes=(note,))
+
+    def _commit(self, staged: cio.Staged, started, options, hook) -> PullResult:
+        kind, raw = staged.kind, self._raw
+        stage = cio._q(staged.view)
+        key = cio.KEYS[kind]
+        raw.execute("BEGIN TRANSACTION")
+        try:
+            existing = self._columns(kind)
+            for prop, typ in staged.properties.items():
+                if prop not in existing:
+                    raw.execute(f"ALTER TABLE {kind} ADD COLUMN {cio._q(prop)} {typ}")
+                    existing[prop] = typ
+            load_id = self._next_load_id()
+            cols = list(cio.COLUMNS[kind]) + list(staged.properties)
+            select = ", ".join(
+                cio._q(c) if c in cio.COLUMNS[kind] or existing[c] == staged.properties[c]
+                else f"CAST({cio._q(c)} AS {existing[c]}) AS {cio._q(c)}" for c in cols)
+            keys = ", ".join(cio._q(k) for k in key)
+            join = " AND ".join(f"e.{cio._q(k)} = s.{cio._q(k)}" for k in key)
+            n_existing = raw.execute(f"SELECT count(*) FROM {kind}").fetchone()[0]
+            if n_existing and kind == "events":
+                lo, hi = raw.execute(f"SELECT min(ts), max(ts) FROM {stage}").fetchone()
+                anti = (f"WHERE NOT EXISTS (SELECT 1 FROM (SELECT {keys} FROM {kind} WHERE ts BETWEEN "
+                        f"? AND ?) e WHERE {join})")
+                params = [lo, hi]
+            elif n_existing:
+                anti, params = f"WHERE NOT EXISTS (SELECT 1 FROM {kind} e WHERE {join})", []
+            else:
+                anti, params = "", []
+            sql = (f"INSERT INTO {kind} ({', '.join(cio._q(c) for c in cols)}, _load_id) "
+                   f"SELECT {select}, {load_id} FROM (SELECT * FROM {stage} "
+                   f"QUALIFY row_number() OVER (PARTITION BY {keys}) = 1) s {anti}")
+            try:
+                added = int(raw.execute(sql, params).fetchone()[0])
+            except Exception as exc:
+                raise ExportError(staged.info.path, f"cannot add the rows to the workspace: "
+                                                    f"{str(exc).splitlines()[0]}") from None
+            # the data contract, checked on what this load wrote, in the engine
+            if added:
+                table = self.con.table(kind)
+                cio.validate_contract(table.filter(table._load_id == load_id), kind,
+                                      path=staged.info.path)
+            self._manifest_row(staged.info, kind, staged.info.format, "loaded", staged.rows, added,
+                               started, options, staged.notes, load_id)
+            if hook is not None:
+                hook()
+            raw.execute("COMMIT")
+        except BaseException:
+            raw.execute("ROLLBACK")
+            raise
+        return PullResult(source=str(staged.info.path), kind=kind, format=staged.info.format,
+                          sha256=staged.info.sha256, status="loaded", rows_read=staged.rows,
+                          rows_added=added, duplicates_skipped=staged.rows - added,
+                          load_id=load_id, notes=tuple(staged.notes))
+
+    # ------------------------------------------------------------------ other
+    def export_parquet(self, directory) -> dict[str, Path]:
+        """Write ``events``, ``feedback`` and the manifest as Parquet (for Spark and others)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        out = {}
+        for name, table in (("events", "events"), ("feedback", "feedback"), ("loads", MANIFEST)):
+            target = directory / f"{name}.parquet"
+            cols = [c for c in self._columns(table) if not c.startswith("_")]
+            self._raw.execute(f"COPY (SELECT {', '.join(cio._q(c) for c in cols)} FROM {table}) "
+                              f"TO {cio._lit(target)} (FORMAT parquet)")
+            out[name] = target
+        return out
+
+    def close(self) -> None:
+        try:
+            self.con.disconnect()
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self) -> str:
+        try:
+            c = self.counts()
+            return f"Workspace({str(self.path)!r}: {c['events']} events, {c['feedback']} feedback)"
+        except Exception:
+            return f"Workspace({str(self.path)!r})"
+
+
+class SparkWorkspace:
+    """A read-only workspace on Spark over canonical tables written as Parquet.
+
+    Pull into the DuckDB workspace, :meth:`Workspace.export_parquet` to a shared folder
+    (or write the canonical tables there with Spark), then ``cxlab.connect(spark, path=DIR)``.
+    """
+
+    engine = "pyspark"
+
+    def __init__(self, session, path):
+        import ibis
+
+        self.path = Path(path)
+        self.session = session
+        self.con = ibis.pyspark.connect(session)
+        self._tables = {}
+        for name in ("events", "feedback", "loads"):
+            f = self.path / f"{name}.parquet"
+            if f.exists():
+                self._tables[name] = self.con.read_parquet(str(f), table_name=f"cx_{name}")
+        if "events" not in self._tables:
+            raise WorkspaceError(f"no events.parquet in {self.path}: write the canonical tables "
+                                 "there first (Workspace.export_parquet)")
+
+    def events(self):
+        return self._tables["events"]
+
+    def feedback(self):
+        if "feedback" not in self._tables:
+            raise WorkspaceError(f"no feedback.parquet in {self.path}")
+        return self._tables["feedback"]
+
+    def loads(self) -> pd.DataFrame:
+        return self._tables["loads"].execute() if "loads" in self._tables else pd.DataFrame()
+
+    def check(self, journey: JourneyMap | None = None):
+        return (journey or JourneyMap.default()).check(self.events())
+
+    def pull(self, *args, **kwargs):
+        raise WorkspaceError("the Spark workspace reads canonical Parquet tables and cannot pull "
+                             "exports: pull into a DuckDB workspace (cxlab.connect()) and "
+                             "export_parquet() to the folder Spark reads")
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SparkWorkspace({str(self.path)!r})"
+
+
+def _spark_session():
+    from pyspark.sql import SparkSession
+
+    return (SparkSession.builder.master("local[2]").appName("cxlab")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.ui.enabled", "false")
+            .getOrCreate())
+
+
+def connect(target=None, *, path=None, read_only: bool = False, memory_limit: str | None = None):
+    """Open a workspace.
+
+    Parameters
+    ----------
+    target : None, str, Path or SparkSession
+        ``None``: the DuckDB file in ``$CXLAB_WORKSPACE`` or ``data/cxlab.duckdb``.
+        A path (or ``duckdb://PATH``): that DuckDB file, created when missing.
+        A SparkSession: canonical Parquet tables in ``path``.
+        ``pyspark://DIR``: a local Spark session over the Parquet tables in DIR.
+
+    Examples
+    --------
+    >>> ws = cxlab.connect("data/cxlab.duckdb")           # doctest: +SKIP
+    >>> ws.pull("data/raw/events.csv", tz="Europe/Rome")  # doctest: +SKIP
+    """
+    if target is None:
+        target = os.environ.get("CXLAB_WORKSPACE") or DEFAULT_PATH
+    if type(target).__name__ == "SparkSession":
+        if path is None:
+            raise ValueError("connect(spark_session) needs path= the folder of canonical Parquet tables")
+        return SparkWorkspace(target, path)
+    text = str(target)
+    if text.startswith("pyspark://"):
+        return SparkWorkspace(_spark_session(), text[len("pyspark://"):])
+    if text.startswith("duckdb://"):
+        text = text[len("duckdb://"):]
+    return Workspace(text, read_only=read_only, memory_limit=memory_limit)
