@@ -510,7 +510,7 @@ def stage(con, path, *, kind: str = "events", format: str = "auto", mapping: dic
           tz: str | None = None, ts_format: str | None = None, delimiter: str | None = None,
           scale: str | None = None, language: str | None = None,
           session_gap=_DEFAULT_GAP, tmpdir=None, view: str = "_cx_stage",
-          info: FileInfo | None = None) -> Staged:
+          info: FileInfo | None = None, keep_order: bool = False) -> Staged:
     """Read an export into a temporary DuckDB view of canonical columns and check it.
 
     Raises a typed :class:`~cxlab.exceptions.ExportError` naming the file, row and
@@ -609,7 +609,7 @@ def stage(con, path, *, kind: str = "events", format: str = "auto", mapping: dic
     staged = Staged(view=view, kind=kind, info=info, rows=0, properties=prop_types,
                     mapping=resolved, tz=tz, scale=scale, notes=notes)
     _check(con, staged, raws, ts_format=ts_format)
-    _finish_view(con, staged, session_gap)
+    _finish_view(con, staged, session_gap, keep_order=keep_order)
     return staged
 
 
@@ -751,9 +751,16 @@ def _check_scores(con, staged: Staged, r: dict, where) -> None:
                               row=row, column=scol, value=val)
 
 
-def _finish_view(con, staged: Staged, session_gap) -> None:
-    """The final staged view: canonical columns, properties, sessions derived when absent."""
+def _finish_view(con, staged: Staged, session_gap, *, keep_order: bool = False) -> None:
+    """The final staged view: canonical columns, properties, sessions derived when absent.
+
+    ``keep_order`` keeps the file's row order (a sort: only for small reads).
+    """
     src = _q(staged.view + "_src")
+    order = ""
+    if keep_order:
+        src = f"(SELECT *, row_number() OVER () AS _ord FROM {src})"
+        order = " ORDER BY _ord"
     cols = list(COLUMNS[staged.kind]) + list(staged.properties)
     sel = ", ".join(_q(c) for c in cols)
     if staged.kind == "events":
@@ -773,9 +780,9 @@ def _finish_view(con, staged: Staged, session_gap) -> None:
                      f"PRECEDING) AS _sess FROM (SELECT *, CASE WHEN session_id IS NULL AND "
                      f"(lag(ts) OVER w IS NULL OR epoch_us(ts) - epoch_us(lag(ts) OVER w) > {micros}) "
                      f"THEN 1 ELSE 0 END AS _new FROM {src} WINDOW w AS (PARTITION BY customer_id ORDER BY ts))")
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(staged.view)} AS SELECT {sel} FROM ({inner})")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(staged.view)} AS SELECT {sel} FROM ({inner}){order}")
             return
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(staged.view)} AS SELECT {sel} FROM {src}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(staged.view)} AS SELECT {sel} FROM {src}{order}")
 
 
 # --------------------------------------------------------------------------- contracts
@@ -844,7 +851,7 @@ def read_export(path, *, kind: str = "events", **options) -> pd.DataFrame:
     con.execute("SET TimeZone='UTC'")
     con.execute("SET enable_progress_bar=false")
     with tempfile.TemporaryDirectory(prefix="cxlab-") as tmp:
-        staged = stage(con, path, kind=kind, tmpdir=tmp, **options)
+        staged = stage(con, path, kind=kind, tmpdir=tmp, keep_order=True, **options)
         df = con.execute(f"SELECT * FROM {_q(staged.view)}").df()
     con.close()
     df["ts"] = df["ts"].dt.tz_convert("UTC").astype("datetime64[us, UTC]")
