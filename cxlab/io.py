@@ -377,6 +377,12 @@ class Staged:
     tz: str | None
     scale: str | None
     notes: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)  # results of the check scan
+
+    @property
+    def duplicate_keys(self) -> bool:
+        """Whether two rows of the file may share a key (hash-based; False is exact)."""
+        return self.stats.get("distinct_keys", 0) < self.rows
 
 
 def _ts_expr(src: str, src_type: str, tz: str | None, ts_format: str | None) -> tuple[str, str | None]:
@@ -631,6 +637,10 @@ def _check(con, staged: Staged, raws: dict[str, str], *, ts_format: str | None) 
     v = _q(staged.view + "_src")
     kind = staged.kind
     checks: dict[str, str] = {"rows": "count(*)"}
+    key = ", ".join(_q(k) for k in KEYS[kind])
+    checks["distinct_keys"] = f"count(DISTINCT hash({key}))"
+    if kind == "events":
+        checks["session_null"] = "count(*) FILTER (WHERE session_id IS NULL)"
     for name, (_, required) in COLUMNS[kind].items():
         if required and name != "ts":
             checks[f"null_{name}"] = f"count(*) FILTER (WHERE {_q(name)} IS NULL)"
@@ -663,6 +673,7 @@ def _check(con, staged: Staged, raws: dict[str, str], *, ts_format: str | None) 
     r = dict(zip(checks, res))
     path = staged.info.path
     staged.rows = int(r["rows"])
+    staged.stats = r
     line = staged.info.format in ("csv", "survey")
 
     def where(row):
@@ -766,7 +777,7 @@ def _finish_view(con, staged: Staged, session_gap, *, keep_order: bool = False) 
     if staged.kind == "events":
         gap = pd.Timedelta(session_gap)
         micros = int(gap / pd.Timedelta("1us"))
-        n_missing = con.execute(f"SELECT count(*) FROM {src} WHERE session_id IS NULL").fetchone()[0]
+        n_missing = staged.stats["session_null"]
         if n_missing:
             from .journey import _format_duration
 
@@ -825,10 +836,11 @@ def contract(kind: str):
 
 def validate_contract(table, kind: str, *, path=None):
     """Validate an Ibis table against :func:`contract`; raise :class:`SchemaError`."""
+    schema = contract(kind)  # imports pandera quietly
     import pandera.errors
 
     try:
-        return contract(kind).validate(table, lazy=True)
+        return schema.validate(table, lazy=True)
     except (pandera.errors.SchemaErrors, pandera.errors.SchemaError) as exc:
         text = str(exc)
         try:

@@ -251,9 +251,11 @@ class Workspace:
                 anti, params = f"WHERE NOT EXISTS (SELECT 1 FROM {kind} e WHERE {join})", []
             else:
                 anti, params = "", []
+            # rows of the file sharing a key: keep one (the check scan counted distinct keys)
+            source = (f"(SELECT * FROM {stage} QUALIFY row_number() OVER (PARTITION BY {keys}) = 1)"
+                      if staged.duplicate_keys else stage)
             sql = (f"INSERT INTO {kind} ({', '.join(cio._q(c) for c in cols)}, _load_id) "
-                   f"SELECT {select}, {load_id} FROM (SELECT * FROM {stage} "
-                   f"QUALIFY row_number() OVER (PARTITION BY {keys}) = 1) s {anti}")
+                   f"SELECT {select}, {load_id} FROM {source} s {anti}")
             try:
                 added = int(raw.execute(sql, params).fetchone()[0])
             except Exception as exc:
