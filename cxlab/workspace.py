@@ -83,7 +83,14 @@ class Workspace:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.exists():
             raise WorkspaceError(f"workspace {self.path} does not exist")
-        self.con = ibis.duckdb.connect(database=str(self.path), read_only=read_only)
+        try:
+            self.con = ibis.duckdb.connect(database=str(self.path), read_only=read_only)
+        except Exception as exc:
+            if "lock" in str(exc).lower():
+                raise WorkspaceError(f"workspace {self.path} is open for writing in another process "
+                                     f"(a notebook or a running pull?): close it and retry. "
+                                     f"{str(exc).splitlines()[0]}") from None
+            raise
         self._raw = self.con.con
         self._raw.execute("SET TimeZone='UTC'")
         self._raw.execute("SET enable_progress_bar=false")

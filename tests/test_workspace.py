@@ -123,6 +123,22 @@ def test_read_only_workspace_refuses_pulls(tmp_path, events_csv):
             r.pull(events_csv)
 
 
+LOCKER = "import sys, time, cxlab; ws = cxlab.connect(sys.argv[1]); print('OPEN', flush=True); time.sleep(30)"
+
+
+def test_workspace_open_elsewhere_gives_a_clear_error(tmp_path):
+    path = tmp_path / "ws.duckdb"
+    proc = subprocess.Popen([sys.executable, "-c", LOCKER, str(path)], stdout=subprocess.PIPE,
+                            text=True, cwd=REPO)
+    try:
+        assert proc.stdout.readline().strip() == "OPEN"
+        with pytest.raises(WorkspaceError, match="open for writing in another process"):
+            cxlab.connect(path)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def run_cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "cxlab.cli", *args], capture_output=True,
                           text=True, cwd=cwd)
