@@ -26,13 +26,14 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import did_you_mean
+from .io import SCALES
 from .journey import JourneyMap
 
 #: the label of touchpoints that are in the data but not in the journey map
 UNMAPPED = "not in map"
-_SCALE_ORDER = ("nps", "csat", "ces", "stars")
+_SCALE_ORDER = tuple(SCALES)
 _SCALE_LABELS = {"nps": "NPS (0-10)", "csat": "CSAT (1-5)", "ces": "CES (1-7)", "stars": "Stars (1-5)"}
-_SCALE_RANGES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7), "stars": (1, 5)}
+_SCALE_RANGES = {k: (int(lo), int(hi)) for k, (lo, hi) in SCALES.items()}
 _UNMAPPED_COLOR = "#9e9e9e"
 
 
