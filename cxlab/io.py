@@ -377,12 +377,21 @@ class Staged:
     tz: str | None
     scale: str | None
     notes: list[str] = field(default_factory=list)
-    stats: dict = field(default_factory=dict)  # results of the check scan
+    stats: dict = field(default_factory=dict)  # results of the check scan (eager mode)
+    raws: dict[str, str] = field(default_factory=dict)  # column -> SQL of its raw text
+    ts_format: str | None = None
+    session_gap: pd.Timedelta = pd.Timedelta(_DEFAULT_GAP)
+    has_session: bool = False  # the export carries session ids (maybe with gaps)
 
     @property
-    def duplicate_keys(self) -> bool:
-        """Whether two rows of the file may share a key (hash-based; False is exact)."""
-        return self.stats.get("distinct_keys", 0) < self.rows
+    def columns(self) -> list[str]:
+        """Canonical columns then properties, in table order."""
+        return list(COLUMNS[self.kind]) + list(self.properties)
+
+    def diagnose(self, con) -> None:
+        """Run every row-level check over the file; raise the typed error of the first
+        problem found (naming row and column). Returns when the file is clean."""
+        _check(con, self, self.raws, ts_format=self.ts_format)
 
 
 def _ts_expr(src: str, src_type: str, tz: str | None, ts_format: str | None) -> tuple[str, str | None]:
@@ -516,11 +525,17 @@ def stage(con, path, *, kind: str = "events", format: str = "auto", mapping: dic
           tz: str | None = None, ts_format: str | None = None, delimiter: str | None = None,
           scale: str | None = None, language: str | None = None,
           session_gap=_DEFAULT_GAP, tmpdir=None, view: str = "_cx_stage",
-          info: FileInfo | None = None, keep_order: bool = False) -> Staged:
+          info: FileInfo | None = None, keep_order: bool = False, eager: bool = True) -> Staged:
     """Read an export into a temporary DuckDB view of canonical columns and check it.
 
     Raises a typed :class:`~cxlab.exceptions.ExportError` naming the file, row and
     column of the first problem found. Nothing is written but temporary objects.
+
+    ``eager`` (the default) checks every row with one scan before the view is used. With
+    ``eager=False`` the view itself guards each row (reading a bad row raises a DuckDB
+    error), so a pull reads the file once; on such an error the caller rolls back and
+    calls :meth:`Staged.diagnose` for the typed, located error. Checks that need the
+    whole file (mixed time zones) still run before.
     """
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is not one of {KINDS}" + did_you_mean(kind, KINDS))
@@ -613,10 +628,66 @@ def stage(con, path, *, kind: str = "events", format: str = "auto", mapping: dic
                                 f"FROM {_q(view + '_src')}").fetchall()
         prop_types = {r[0]: r[1] for r in described}
     staged = Staged(view=view, kind=kind, info=info, rows=0, properties=prop_types,
-                    mapping=resolved, tz=tz, scale=scale, notes=notes)
-    _check(con, staged, raws, ts_format=ts_format)
-    _finish_view(con, staged, session_gap, keep_order=keep_order)
+                    mapping=resolved, tz=tz, scale=scale, notes=notes, raws=raws,
+                    ts_format=ts_format, session_gap=pd.Timedelta(session_gap),
+                    has_session="session_id" in resolved or info.format == "ga4")
+    if eager:
+        _check(con, staged, raws, ts_format=ts_format)
+        derive = kind == "events" and staged.stats["session_null"] > 0
+        _finish_view(con, staged, derive=derive, keep_order=keep_order)
+    else:
+        if raws.get("ts") and tz is not None:
+            _check_ts_forms(con, staged)
+        # sessions are derived in the view when the export has none; gaps in a session
+        # column are filled after the insert (Workspace), only when there are any
+        derive = kind == "events" and not staged.has_session
+        _finish_view(con, staged, derive=derive, guard=True)
     return staged
+
+
+def _check_ts_forms(con, staged: Staged) -> None:
+    """Refuse a file mixing timestamps with and without an offset (one scan of ts)."""
+    raw = _q("_raw_ts")
+    aware, total = con.execute(
+        f"SELECT count(*) FILTER (WHERE regexp_matches({raw}, {_lit(_OFFSET_RE)})), count({raw}) "
+        f"FROM {_q(staged.view + '_src')}").fetchall()[0]
+    if 0 < aware < total:
+        _check(con, staged, staged.raws, ts_format=staged.ts_format)
+
+
+def _guards(staged: Staged) -> dict[str, str]:
+    """Per column, the condition under which a row is bad (see ``_check`` for the messages)."""
+    g: dict[str, list[str]] = {}
+    for name, (_, required) in COLUMNS[staged.kind].items():
+        if required:
+            g.setdefault(name, []).append(f"{_q(name)} IS NULL")
+    for num in ("value", "score"):
+        if staged.raws.get(num):
+            g.setdefault(num, []).append(f"({_q('_raw_' + num)} IS NOT NULL AND {_q(num)} IS NULL)")
+    if staged.kind == "events":
+        g.setdefault("value", []).append("value < 0 OR isinf(value) OR isnan(value)")
+    else:
+        known = ", ".join(_lit(s) for s in SCALES)
+        g.setdefault("scale", []).append(f"scale IS NOT NULL AND scale NOT IN ({known})")
+        ranges = " OR ".join(f"(scale = {_lit(s)} AND (score < {lo} OR score > {hi}))"
+                             for s, (lo, hi) in SCALES.items())
+        g.setdefault("score", []).append(f"(score IS NOT NULL AND scale IS NULL) OR {ranges} OR isnan(score)")
+    return {c: " OR ".join(f"({x})" for x in conds) for c, conds in g.items()}
+
+
+def session_sql(src: str, cols: list[str], gap: pd.Timedelta, *, extra: str = "") -> str:
+    """SELECT ``cols`` from ``src`` with ``session_id`` filled where it is NULL: a customer's
+    rows without one start a new session after ``gap`` without events; the id is the
+    customer id and the session's first timestamp (stable across files)."""
+    micros = int(pd.Timedelta(gap) / pd.Timedelta("1us"))
+    sel = ", ".join("coalesce(session_id, customer_id || '-' || strftime(first_value(ts) OVER "
+                    "(PARTITION BY customer_id, session_id IS NULL, _sess ORDER BY ts), "
+                    "'%Y%m%dT%H%M%SZ')) AS session_id" if c == "session_id" else _q(c) for c in cols)
+    return (f"SELECT {sel}{extra} FROM (SELECT *, sum(_new) OVER (PARTITION BY customer_id, "
+            f"session_id IS NULL ORDER BY ts ROWS UNBOUNDED PRECEDING) AS _sess FROM (SELECT *, "
+            f"CASE WHEN lag(ts) OVER w IS NULL OR epoch_us(ts) - epoch_us(lag(ts) OVER w) > {micros} "
+            f"THEN 1 ELSE 0 END AS _new FROM {src} WINDOW w AS (PARTITION BY customer_id, "
+            f"session_id IS NULL ORDER BY ts)))")
 
 
 def _first_row(con, staged: Staged, predicate: str, raw_col: str | None):
@@ -624,8 +695,8 @@ def _first_row(con, staged: Staged, predicate: str, raw_col: str | None):
     raw = _q(raw_col) if raw_col else "NULL"
     sql = (f"SELECT _row, _val FROM (SELECT row_number() OVER () AS _row, {predicate} AS _hit, "
            f"{raw} AS _val FROM {_q(staged.view + '_src')}) WHERE _hit ORDER BY _row LIMIT 1")
-    row = con.execute(sql).fetchone()
-    return (int(row[0]), row[1]) if row else (None, None)
+    rows = con.execute(sql).fetchall()
+    return (int(rows[0][0]), rows[0][1]) if rows else (None, None)
 
 
 def _source_col(staged: Staged, name: str) -> str:
@@ -637,8 +708,6 @@ def _check(con, staged: Staged, raws: dict[str, str], *, ts_format: str | None) 
     v = _q(staged.view + "_src")
     kind = staged.kind
     checks: dict[str, str] = {"rows": "count(*)"}
-    key = ", ".join(_q(k) for k in KEYS[kind])
-    checks["distinct_keys"] = f"count(DISTINCT hash({key}))"
     if kind == "events":
         checks["session_null"] = "count(*) FILTER (WHERE session_id IS NULL)"
     for name, (_, required) in COLUMNS[kind].items():
@@ -667,7 +736,7 @@ def _check(con, staged: Staged, raws: dict[str, str], *, ts_format: str | None) 
         checks["score_range"] = f"count(*) FILTER (WHERE {ranges} OR isnan(score))"
     sql = "SELECT " + ", ".join(f"{expr} AS {_q(k)}" for k, expr in checks.items()) + f" FROM {v}"
     try:
-        res = con.execute(sql).fetchone()
+        res = con.execute(sql).fetchall()[0]
     except Exception as exc:
         raise _wrap_duckdb_error(staged.info, exc) from None
     r = dict(zip(checks, res))
@@ -741,7 +810,7 @@ def _check_scores(con, staged: Staged, r: dict, where) -> None:
         row, _ = _first_row(con, staged, f"scale IS NOT NULL AND scale NOT IN "
                                          f"({', '.join(_lit(s) for s in SCALES)})", None)
         val = con.execute(f"SELECT scale FROM (SELECT row_number() OVER () AS _row, scale FROM "
-                          f"{_q(staged.view + '_src')}) WHERE _row = {row}").fetchone()[0]
+                          f"{_q(staged.view + '_src')}) WHERE _row = {row}").fetchall()[0][0]
         raise ScoreRangeError(path, f"unknown scale {val!r} at row {row}{where(row)}; scales are "
                                     f"{tuple(SCALES)}" + did_you_mean(str(val), SCALES),
                               row=row, column=_source_col(staged, "scale"), value=val)
@@ -755,45 +824,39 @@ def _check_scores(con, staged: Staged, r: dict, where) -> None:
                              for s, (lo, hi) in SCALES.items())
         row, val = _first_row(con, staged, f"{ranges} OR isnan(score)", "score")
         sc = con.execute(f"SELECT scale FROM (SELECT row_number() OVER () AS _row, scale FROM "
-                         f"{_q(staged.view + '_src')}) WHERE _row = {row}").fetchone()[0]
+                         f"{_q(staged.view + '_src')}) WHERE _row = {row}").fetchall()[0][0]
         lo, hi = SCALES.get(sc, (None, None))
         raise ScoreRangeError(path, f"{r['score_range']} scores are outside their scale; first at row "
                                     f"{row}{where(row)}: {val:g} is not within {sc} {lo:g}-{hi:g}",
                               row=row, column=scol, value=val)
 
 
-def _finish_view(con, staged: Staged, session_gap, *, keep_order: bool = False) -> None:
-    """The final staged view: canonical columns, properties, sessions derived when absent.
+def _finish_view(con, staged: Staged, *, derive: bool, keep_order: bool = False,
+                 guard: bool = False) -> None:
+    """The final staged view: canonical columns, properties, sessions derived when asked.
 
-    ``keep_order`` keeps the file's row order (a sort: only for small reads).
+    ``keep_order`` keeps the file's row order (a sort: only for small reads); ``guard``
+    makes reading a bad row raise (see :func:`stage` with ``eager=False``).
     """
     src = _q(staged.view + "_src")
     order = ""
     if keep_order:
         src = f"(SELECT *, row_number() OVER () AS _ord FROM {src})"
         order = " ORDER BY _ord"
-    cols = list(COLUMNS[staged.kind]) + list(staged.properties)
-    sel = ", ".join(_q(c) for c in cols)
-    if staged.kind == "events":
-        gap = pd.Timedelta(session_gap)
-        micros = int(gap / pd.Timedelta("1us"))
-        n_missing = staged.stats["session_null"]
-        if n_missing:
-            from .journey import _format_duration
+    cols = staged.columns
+    raw_cols = [f"_raw_{c}" for c, e in staged.raws.items() if e]
+    inner = src
+    if derive:
+        from .journey import _format_duration
 
-            staged.notes.append(f"session_id derived for {n_missing} rows: a new session after "
-                                f"{_format_duration(gap)} without events")
-            sel = ", ".join("coalesce(session_id, customer_id || '-' || "
-                            "strftime(first_value(ts) OVER (PARTITION BY customer_id, _sess ORDER BY ts), "
-                            "'%Y%m%dT%H%M%SZ')) AS session_id" if c == "session_id" else _q(c)
-                            for c in cols)
-            inner = (f"SELECT *, sum(_new) OVER (PARTITION BY customer_id ORDER BY ts ROWS UNBOUNDED "
-                     f"PRECEDING) AS _sess FROM (SELECT *, CASE WHEN session_id IS NULL AND "
-                     f"(lag(ts) OVER w IS NULL OR epoch_us(ts) - epoch_us(lag(ts) OVER w) > {micros}) "
-                     f"THEN 1 ELSE 0 END AS _new FROM {src} WINDOW w AS (PARTITION BY customer_id ORDER BY ts))")
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(staged.view)} AS SELECT {sel} FROM ({inner}){order}")
-            return
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(staged.view)} AS SELECT {sel} FROM {src}{order}")
+        staged.notes.append(f"session_id derived where the export has none: a new session after "
+                            f"{_format_duration(staged.session_gap)} without events")
+        keep = cols + raw_cols + (["_ord"] if keep_order else [])
+        inner = f"({session_sql(src, keep, staged.session_gap)})"
+    guards = _guards(staged) if guard else {}
+    sel = ", ".join(f"CASE WHEN {guards[c]} THEN error('cxlab: bad row') ELSE {_q(c)} END AS {_q(c)}"
+                    if c in guards else _q(c) for c in cols)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(staged.view)} AS SELECT {sel} FROM {inner}{order}")
 
 
 # --------------------------------------------------------------------------- contracts
@@ -875,7 +938,7 @@ def _infer_scale(con, info: FileInfo, reader: str, score_sql: str) -> tuple[str,
     try:
         lo, hi, frac = con.execute(
             f"SELECT min(s), max(s), count(*) FILTER (WHERE s <> floor(s)) FROM "
-            f"(SELECT {score_sql} AS s FROM {reader})").fetchone()
+            f"(SELECT {score_sql} AS s FROM {reader})").fetchall()[0]
     except Exception as exc:
         raise _wrap_duckdb_error(info, exc) from None
     if lo is None:

@@ -130,7 +130,7 @@ class Workspace:
         return self._raw.execute(f"SELECT * FROM {MANIFEST} ORDER BY load_id").df()
 
     def counts(self) -> dict[str, int]:
-        return {k: int(self._raw.execute(f"SELECT count(*) FROM {k}").fetchone()[0])
+        return {k: int(self._raw.execute(f"SELECT count(*) FROM {k}").fetchall()[0][0])
                 for k in cio.KINDS}
 
     def check(self, journey: JourneyMap | None = None):
@@ -194,12 +194,13 @@ class Workspace:
             info = cio.sniff(path, format=format, delimiter=delimiter, tmpdir=tmp)
             prior = self._raw.execute(
                 f"SELECT load_id FROM {MANIFEST} WHERE sha256 = ? AND kind = ? AND status = 'loaded'",
-                [info.sha256, kind]).fetchone()
-            if prior is not None:
-                return self._record_already_loaded(info, kind, started, options, prior[0])
+                [info.sha256, kind]).fetchall()
+            if prior:
+                return self._record_already_loaded(info, kind, started, options, prior[0][0])
             staged = cio.stage(self._raw, path, kind=kind, format=format, mapping=mapping, tz=tz,
                                ts_format=ts_format, delimiter=delimiter, scale=scale,
-                               language=language, session_gap=gap, tmpdir=tmp, info=info)
+                               language=language, session_gap=gap, tmpdir=tmp, info=info,
+                               eager=False)
             return self._commit(staged, started, options, _in_transaction)
         finally:
             for view in ("_cx_stage", "_cx_stage_src"):
@@ -210,7 +211,7 @@ class Workspace:
             shutil.rmtree(tmp, ignore_errors=True)
 
     def _next_load_id(self) -> int:
-        return int(self._raw.execute(f"SELECT coalesce(max(load_id), 0) + 1 FROM {MANIFEST}").fetchone()[0])
+        return int(self._raw.execute(f"SELECT coalesce(max(load_id), 0) + 1 FROM {MANIFEST}").fetchall()[0][0])
 
     def _manifest_row(self, info, kind, fmt, status, rows_read, rows_added, started, options,
                       notes, load_id):
@@ -231,60 +232,92 @@ class Workspace:
                           load_id=load_id, notes=(note,))
 
     def _commit(self, staged: cio.Staged, started, options, hook) -> PullResult:
-        kind, raw = staged.kind, self._raw
-        stage = cio._q(staged.view)
+        """Insert the staged rows in one transaction: read once, then tidy the new rows.
+
+        The staged view raises on a bad row; the transaction is then rolled back and the
+        file diagnosed for a typed error naming row and column. After the insert, only
+        the new rows (``_load_id``) are touched: session gaps filled, repeated keys within
+        the file and keys already in the workspace removed, the data contract checked.
+        """
+        kind, raw, path = staged.kind, self._raw, staged.info.path
+        q = cio._q
         key = cio.KEYS[kind]
+        new = f"_load_id = {{load_id}}"
         raw.execute("BEGIN TRANSACTION")
+        open_tx = True
         try:
             existing = self._columns(kind)
             for prop, typ in staged.properties.items():
                 if prop not in existing:
-                    raw.execute(f"ALTER TABLE {kind} ADD COLUMN {cio._q(prop)} {typ}")
+                    raw.execute(f"ALTER TABLE {kind} ADD COLUMN {q(prop)} {typ}")
                     existing[prop] = typ
             load_id = self._next_load_id()
-            cols = list(cio.COLUMNS[kind]) + list(staged.properties)
+            new = new.format(load_id=load_id)
+            cols = staged.columns
             select = ", ".join(
-                cio._q(c) if c in cio.COLUMNS[kind] or existing[c] == staged.properties[c]
-                else f"CAST({cio._q(c)} AS {existing[c]}) AS {cio._q(c)}" for c in cols)
-            keys = ", ".join(cio._q(k) for k in key)
-            join = " AND ".join(f"e.{cio._q(k)} = s.{cio._q(k)}" for k in key)
-            n_existing = raw.execute(f"SELECT count(*) FROM {kind}").fetchone()[0]
-            if n_existing and kind == "events":
-                lo, hi = raw.execute(f"SELECT min(ts), max(ts) FROM {stage}").fetchone()
-                anti = (f"WHERE NOT EXISTS (SELECT 1 FROM (SELECT {keys} FROM {kind} WHERE ts BETWEEN "
-                        f"? AND ?) e WHERE {join})")
-                params = [lo, hi]
-            elif n_existing:
-                anti, params = f"WHERE NOT EXISTS (SELECT 1 FROM {kind} e WHERE {join})", []
-            else:
-                anti, params = "", []
-            # rows of the file sharing a key: keep one (the check scan counted distinct keys)
-            source = (f"(SELECT * FROM {stage} QUALIFY row_number() OVER (PARTITION BY {keys}) = 1)"
-                      if staged.duplicate_keys else stage)
-            sql = (f"INSERT INTO {kind} ({', '.join(cio._q(c) for c in cols)}, _load_id) "
-                   f"SELECT {select}, {load_id} FROM {source} s {anti}")
+                q(c) if c in cio.COLUMNS[kind] or existing[c] == staged.properties[c]
+                else f"CAST({q(c)} AS {existing[c]}) AS {q(c)}" for c in cols)
+            had_rows = raw.execute(f"SELECT count(*) > 0 FROM {kind}").fetchall()[0][0]
             try:
-                added = int(raw.execute(sql, params).fetchone()[0])
+                raw.execute(f"INSERT INTO {kind} ({', '.join(q(c) for c in cols)}, _load_id) "
+                            f"SELECT {select}, {load_id} FROM {q(staged.view)}").fetchall()
             except Exception as exc:
-                raise ExportError(staged.info.path, f"cannot add the rows to the workspace: "
-                                                    f"{str(exc).splitlines()[0]}") from None
-            # the data contract, checked on what this load wrote, in the engine
-            if added:
+                raw.execute("ROLLBACK")
+                open_tx = False
+                staged.diagnose(raw)  # raises the typed error of the first bad row
+                raise ExportError(path, f"cannot add the rows to the workspace: "
+                                        f"{str(exc).splitlines()[0]}") from None
+            keys = ", ".join(q(k) for k in key)
+            stats = f"count(*), count(DISTINCT hash({keys}))"
+            if kind == "events":
+                stats += ", count(*) FILTER (WHERE session_id IS NULL)"
+            row = raw.execute(f"SELECT {stats} FROM {kind} WHERE {new}").fetchall()[0]
+            rows, distinct = int(row[0]), int(row[1])
+            if rows == 0:
+                what = "has a header and no data rows" if staged.info.base == "csv" else "has no rows"
+                raise cio.EmptyExportError(path, f"the file {what}")
+            staged.rows = rows
+            if kind == "events" and row[2]:
+                self._fill_sessions(staged, new, int(row[2]))
+            if distinct < rows:  # repeated keys within the file: keep the first
+                raw.execute(f"DELETE FROM {kind} WHERE {new} AND rowid IN (SELECT rid FROM "
+                            f"(SELECT rowid AS rid, row_number() OVER (PARTITION BY {keys} ORDER BY rowid) "
+                            f"AS rn FROM {kind} WHERE {new}) WHERE rn > 1)").fetchall()
+            if had_rows:  # keys already in the workspace
+                old = f"SELECT {keys} FROM {kind} WHERE _load_id <> {load_id}"
+                if kind == "events":
+                    lo, hi = raw.execute(f"SELECT min(ts), max(ts) FROM {kind} WHERE {new}").fetchall()[0]
+                    old = f"{old} AND ts BETWEEN '{lo.isoformat()}' AND '{hi.isoformat()}'"
+                join = " AND ".join(f"{kind}.{q(k)} = o.{q(k)}" for k in key)
+                raw.execute(f"DELETE FROM {kind} USING ({old}) o WHERE {kind}.{new} AND {join}").fetchall()
+            added = int(raw.execute(f"SELECT count(*) FROM {kind} WHERE {new}").fetchall()[0][0])
+            if added:  # the data contract, checked on what this load wrote, in the engine
                 table = self.con.table(kind)
-                cio.validate_contract(table.filter(table._load_id == load_id), kind,
-                                      path=staged.info.path)
-            self._manifest_row(staged.info, kind, staged.info.format, "loaded", staged.rows, added,
+                cio.validate_contract(table.filter(table._load_id == load_id), kind, path=path)
+            self._manifest_row(staged.info, kind, staged.info.format, "loaded", rows, added,
                                started, options, staged.notes, load_id)
             if hook is not None:
                 hook()
             raw.execute("COMMIT")
         except BaseException:
-            raw.execute("ROLLBACK")
+            if open_tx:
+                raw.execute("ROLLBACK")
             raise
-        return PullResult(source=str(staged.info.path), kind=kind, format=staged.info.format,
-                          sha256=staged.info.sha256, status="loaded", rows_read=staged.rows,
-                          rows_added=added, duplicates_skipped=staged.rows - added,
+        return PullResult(source=str(path), kind=kind, format=staged.info.format,
+                          sha256=staged.info.sha256, status="loaded", rows_read=rows,
+                          rows_added=added, duplicates_skipped=rows - added,
                           load_id=load_id, notes=tuple(staged.notes))
+
+    def _fill_sessions(self, staged: cio.Staged, new: str, n_missing: int) -> None:
+        """Derive session ids for new rows whose export left them empty."""
+        from .journey import _format_duration
+
+        src = f"(SELECT rowid AS rid, customer_id, ts, session_id FROM events WHERE {new})"
+        derived = cio.session_sql(src, ["customer_id", "session_id"], staged.session_gap, extra=", rid")
+        self._raw.execute(f"UPDATE events SET session_id = d.session_id FROM ({derived}) d "
+                          f"WHERE events.rowid = d.rid AND events.session_id IS NULL").fetchall()
+        staged.notes.append(f"session_id derived for {n_missing} rows without one: a new session "
+                            f"after {_format_duration(staged.session_gap)} without events")
 
     # ------------------------------------------------------------------ other
     def export_parquet(self, directory) -> dict[str, Path]:
