@@ -265,6 +265,7 @@ class Workspace:
                 raw.execute("ROLLBACK")
                 open_tx = False
                 staged.diagnose(raw)  # raises the typed error of the first bad row
+                self._diagnose_casts(staged, existing)
                 raise ExportError(path, f"cannot add the rows to the workspace: "
                                         f"{str(exc).splitlines()[0]}") from None
             keys = ", ".join(q(k) for k in key)
@@ -307,6 +308,22 @@ class Workspace:
                           sha256=staged.info.sha256, status="loaded", rows_read=rows,
                           rows_added=added, duplicates_skipped=rows - added,
                           load_id=load_id, notes=tuple(staged.notes))
+
+    def _diagnose_casts(self, staged: cio.Staged, existing: dict[str, str]) -> None:
+        """A property whose values do not fit the type the workspace already has for it."""
+        for prop, typ in staged.properties.items():
+            if existing.get(prop, typ) == typ:
+                continue
+            q = cio._q(prop)
+            hit = self._raw.execute(
+                f"SELECT _row, _val FROM (SELECT row_number() OVER () AS _row, CAST({q} AS VARCHAR) AS _val, "
+                f"{q} IS NOT NULL AND try_cast({q} AS {existing[prop]}) IS NULL AS _bad "
+                f"FROM {cio._q(staged.view + '_src')}) WHERE _bad ORDER BY _row LIMIT 1").fetchall()
+            if hit:
+                row, val = hit[0]
+                raise ExportError(staged.info.path, f"property {prop!r} is {existing[prop]} in the "
+                                  f"workspace and {val!r} at row {row} is not; fix the export or pull "
+                                  "it into another workspace", row=int(row), column=prop, value=val)
 
     def _fill_sessions(self, staged: cio.Staged, new: str, n_missing: int) -> None:
         """Derive session ids for new rows whose export left them empty."""

@@ -14,7 +14,7 @@ import pytest
 
 import cxlab
 from conftest import EVENTS_CSV, snapshot
-from cxlab.exceptions import TimestampError, WorkspaceError
+from cxlab.exceptions import ExportError, TimestampError, WorkspaceError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,6 +58,36 @@ def test_properties_grow_with_new_columns(ws, tmp_path):
     assert list(df.columns[-3:]) == ["device", "campaign", "ts_local"]
     assert df.device.tolist()[0] == "mobile" and pd.isna(df.device.tolist()[1])
     assert df.campaign.tolist()[1] == "xmas"
+
+
+def test_gaps_in_a_session_column_are_filled_by_the_gap_rule(ws, tmp_path):
+    p = tmp_path / "s.csv"
+    p.write_text("customer_id,ts,touchpoint,session_id\n"
+                 "a,2026-01-01T10:00:00Z,home_page,S1\n"
+                 "a,2026-01-01T10:10:00Z,product_page,\n"
+                 "a,2026-01-01T10:20:00Z,add_to_cart,\n"
+                 "a,2026-01-01T11:30:00Z,checkout,\n"
+                 "b,2026-01-01T10:00:00Z,home_page,\n")
+    r = ws.pull(p)
+    assert any("derived for 4 rows" in n for n in r.notes)
+    got = ws.events().order_by(["customer_id", "ts"]).execute().session_id.tolist()
+    assert got == ["S1", "a-20260101T101000Z", "a-20260101T101000Z", "a-20260101T113000Z",
+                   "b-20260101T100000Z"]
+
+
+def test_property_type_conflict_names_column_and_row(ws, tmp_path):
+    first = tmp_path / "first.parquet"
+    pd.DataFrame({"customer_id": ["a"], "ts": [pd.Timestamp("2026-01-01", tz="UTC")],
+                  "touchpoint": ["purchase"], "basket_size": [3]}).to_parquet(first)
+    ws.pull(first)
+    before = snapshot(ws)
+    second = tmp_path / "second.csv"
+    second.write_text("customer_id,ts,touchpoint,basket_size\nb,2026-01-02T00:00:00Z,purchase,4\n"
+                      "c,2026-01-02T00:00:00Z,purchase,four\n")
+    with pytest.raises(ExportError) as err:
+        ws.pull(second)
+    assert (err.value.row, err.value.column, err.value.value) == (2, "basket_size", "four")
+    assert snapshot(ws) == before
 
 
 def test_failed_pull_late_in_a_big_file_changes_nothing(ws, tmp_path):
