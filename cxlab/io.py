@@ -391,7 +391,7 @@ class Staged:
     def diagnose(self, con) -> None:
         """Run every row-level check over the file; raise the typed error of the first
         problem found (naming row and column). Returns when the file is clean."""
-        _check(con, self, self.raws, ts_format=self.ts_format)
+        _check(con, self)
 
 
 def _ts_expr(src: str, src_type: str, tz: str | None, ts_format: str | None) -> tuple[str, str | None]:
@@ -632,7 +632,7 @@ def stage(con, path, *, kind: str = "events", format: str = "auto", mapping: dic
                     ts_format=ts_format, session_gap=pd.Timedelta(session_gap),
                     has_session="session_id" in resolved or info.format == "ga4")
     if eager:
-        _check(con, staged, raws, ts_format=ts_format)
+        _check(con, staged)
         derive = kind == "events" and staged.stats["session_null"] > 0
         _finish_view(con, staged, derive=derive, keep_order=keep_order)
     else:
@@ -652,7 +652,7 @@ def _check_ts_forms(con, staged: Staged) -> None:
         f"SELECT count(*) FILTER (WHERE regexp_matches({raw}, {_lit(_OFFSET_RE)})), count({raw}) "
         f"FROM {_q(staged.view + '_src')}").fetchall()[0]
     if 0 < aware < total:
-        _check(con, staged, staged.raws, ts_format=staged.ts_format)
+        _check(con, staged)
 
 
 def _guards(staged: Staged) -> dict[str, str]:
@@ -703,8 +703,9 @@ def _source_col(staged: Staged, name: str) -> str:
     return staged.mapping.get(name, name)
 
 
-def _check(con, staged: Staged, raws: dict[str, str], *, ts_format: str | None) -> None:
+def _check(con, staged: Staged) -> None:
     """Every row-level check in one scan; on a failure, locate the first bad row."""
+    raws, ts_format = staged.raws, staged.ts_format
     v = _q(staged.view + "_src")
     kind = staged.kind
     checks: dict[str, str] = {"rows": "count(*)"}
