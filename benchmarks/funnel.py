@@ -1,0 +1,159 @@
+"""Benchmark: cxlab.funnel (closed, 7D) against a hand-written DuckDB SQL closed funnel and
+a pandas implementation of the same definition, on the same Parquet file, in the same run.
+
+Data: ``simulate_journeys(120_000, seed=1)`` (about 1M events) written once to
+``benchmarks/_work/funnel_1x.parquet``; larger sizes repeat it with customer-id offsets
+(``--scale 10``: about 10M events). Each measurement runs in a fresh subprocess, so peak
+RSS (``ru_maxrss``) is that of the measurement alone; imports happen before the clock.
+All tools must give identical n per step (asserted).
+
+    python benchmarks/funnel.py [--scales 1 10] [--repeat 2] [--tools cxlab sql pandas]
+
+Prints a Markdown table (seconds, best of --repeat; ratio to SQL; peak RSS MB).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "_work"
+ROOT = HERE.parent
+STEPS = ["home_page", "product_page", "add_to_cart", "checkout", "purchase"]
+
+GENERATE = """
+import sys, duckdb
+from cxlab.datasets import simulate_journeys
+base, out, scale = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ev = simulate_journeys(120_000, seed=1).events[["customer_id", "ts", "touchpoint", "channel"]]
+con = duckdb.connect()
+con.execute("SET TimeZone='UTC'")
+con.register("ev", ev)
+con.execute(f"COPY (SELECT * FROM ev) TO '{base}' (FORMAT parquet)")
+if scale > 1:
+    con.execute(f'''COPY (SELECT customer_id || '-' || r AS customer_id, ts, touchpoint, channel
+                         FROM read_parquet('{base}'), range({scale}) t(r))
+                   TO '{out}' (FORMAT parquet)''')
+"""
+
+SQL = """
+WITH e AS (SELECT customer_id, ts, touchpoint FROM read_parquet('{path}')
+           WHERE touchpoint IN ('home_page', 'product_page', 'add_to_cart', 'checkout', 'purchase')),
+s1 AS (SELECT customer_id, min(ts) AS t1 FROM e WHERE touchpoint = 'home_page' GROUP BY customer_id),
+s2 AS (SELECT s.customer_id, s.t1, min(e.ts) AS t FROM s1 s JOIN e USING (customer_id)
+       WHERE e.touchpoint = 'product_page' AND e.ts > s.t1 AND e.ts <= s.t1 + INTERVAL 7 DAY
+       GROUP BY s.customer_id, s.t1),
+s3 AS (SELECT s.customer_id, s.t1, min(e.ts) AS t FROM s2 s JOIN e USING (customer_id)
+       WHERE e.touchpoint = 'add_to_cart' AND e.ts > s.t AND e.ts <= s.t1 + INTERVAL 7 DAY
+       GROUP BY s.customer_id, s.t1),
+s4 AS (SELECT s.customer_id, s.t1, min(e.ts) AS t FROM s3 s JOIN e USING (customer_id)
+       WHERE e.touchpoint = 'checkout' AND e.ts > s.t AND e.ts <= s.t1 + INTERVAL 7 DAY
+       GROUP BY s.customer_id, s.t1),
+s5 AS (SELECT s.customer_id, s.t1, min(e.ts) AS t FROM s4 s JOIN e USING (customer_id)
+       WHERE e.touchpoint = 'purchase' AND e.ts > s.t AND e.ts <= s.t1 + INTERVAL 7 DAY
+       GROUP BY s.customer_id, s.t1)
+SELECT (SELECT count(*) FROM s1), (SELECT count(*) FROM s2), (SELECT count(*) FROM s3),
+       (SELECT count(*) FROM s4), (SELECT count(*) FROM s5)
+"""
+
+MEASURE = r"""
+import json, resource, sys, time
+tool, path = sys.argv[1], sys.argv[2]
+STEPS = ["home_page", "product_page", "add_to_cart", "checkout", "purchase"]
+if tool.startswith("cxlab"):
+    import ibis
+    from cxlab import funnel as F
+    import statsmodels.stats.proportion, scipy.stats  # one-time imports (~0.8 s), not the funnel
+    from cxlab.journey import JourneyMap
+    JourneyMap.default()
+    con = ibis.duckdb.connect()
+    con.raw_sql("SET TimeZone='UTC'")
+    t = con.read_parquet(path)
+    t0 = time.perf_counter()
+    if tool == "cxlab":
+        n = F.funnel(t, window="7D", order="closed")["n"].tolist()
+    else:   # the same without the effort column (one join of all events fewer)
+        from cxlab.journey import JourneyMap
+        jm = JourneyMap.default()
+        n = F._run(t, [[s] for s in STEPS], STEPS, ["FMOT"] * 5, order="closed",
+                   window=F._window("7D"), by=None, exclude=[], alpha=0.05, effort=False)["n"].tolist()
+elif tool == "sql":
+    import duckdb
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    sql = open(sys.argv[3]).read().format(path=path)
+    t0 = time.perf_counter()
+    n = list(con.execute(sql).fetchall()[0])
+else:
+    import pandas as pd
+    t0 = time.perf_counter()
+    e = pd.read_parquet(path, columns=["customer_id", "ts", "touchpoint"],
+                        filters=[("touchpoint", "in", STEPS)])
+    w = pd.Timedelta("7D")
+    t1 = e.loc[e["touchpoint"] == STEPS[0]].groupby("customer_id", sort=False)["ts"].min()
+    prev, n = t1, [len(t1)]
+    for tp in STEPS[1:]:
+        x = e.loc[e["touchpoint"] == tp, ["customer_id", "ts"]]
+        x = x[x["customer_id"].isin(prev.index)]
+        p = prev.reindex(x["customer_id"]).to_numpy()
+        s = t1.reindex(x["customer_id"]).to_numpy()
+        x = x[(x["ts"].to_numpy() > p) & (x["ts"].to_numpy() <= s + w)]
+        prev = x.groupby("customer_id", sort=False)["ts"].min()
+        n.append(len(prev))
+secs = time.perf_counter() - t0
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"n": [int(v) for v in n], "seconds": secs, "rss_mb": rss}))
+"""
+
+
+def run(code, *args):
+    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], check=True,
+                         capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1]) if out.stdout.strip() else None
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scales", type=int, nargs="+", default=[1, 10])
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--tools", nargs="+", default=["cxlab", "cxlab_noeffort", "sql", "pandas"])
+    args = ap.parse_args(argv)
+    WORK.mkdir(exist_ok=True)
+    base = WORK / "funnel_1x.parquet"
+    sql_file = WORK / "funnel_closed.sql"
+    sql_file.write_text(SQL)
+    rows = []
+    for scale in args.scales:
+        path = base if scale == 1 else WORK / f"funnel_{scale}x.parquet"
+        if not path.exists() or not base.exists():
+            subprocess.run([sys.executable, "-c", GENERATE, str(base), str(path), str(scale)],
+                           check=True, cwd=ROOT)
+        import duckdb
+        n_events = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0]
+        res = {}
+        for tool in args.tools:
+            best = None
+            for _ in range(args.repeat):
+                r = run(MEASURE, tool, path, sql_file)
+                if best is None or r["seconds"] < best["seconds"]:
+                    best = {**r, "rss_mb": max(r["rss_mb"], best["rss_mb"] if best else 0)}
+            res[tool] = best
+        ref = res.get("sql", next(iter(res.values())))
+        for tool, r in res.items():
+            assert r["n"] == ref["n"], (tool, r["n"], ref["n"])
+        for tool, r in res.items():
+            rows.append((f"{n_events:,}", tool, r["seconds"], r["seconds"] / ref["seconds"],
+                         r["rss_mb"], r["n"]))
+    print(f"\n{platform.python_version()}, {platform.machine()}, best of {args.repeat}\n")
+    print("| events | tool | seconds | ratio to SQL | peak RSS MB | n per step |")
+    print("|---:|---|---:|---:|---:|---|")
+    for ev, tool, s, ratio, rss, n in rows:
+        print(f"| {ev} | {tool} | {s:.2f} | {ratio:.2f}x | {rss:.0f} | {' > '.join(map(str, n))} |")
+
+
+if __name__ == "__main__":
+    main()
