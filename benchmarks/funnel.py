@@ -45,16 +45,16 @@ WITH e AS (SELECT customer_id, ts, touchpoint FROM read_parquet('{path}')
            WHERE touchpoint IN ('home_page', 'product_page', 'add_to_cart', 'checkout', 'purchase')),
 s1 AS (SELECT customer_id, min(ts) AS t1 FROM e WHERE touchpoint = 'home_page' GROUP BY customer_id),
 s2 AS (SELECT s.customer_id, s.t1, min(e.ts) AS t FROM s1 s JOIN e USING (customer_id)
-       WHERE e.touchpoint = 'product_page' AND e.ts > s.t1 AND e.ts <= s.t1 + INTERVAL 7 DAY
+       WHERE e.touchpoint = 'product_page' AND e.ts >= s.t1 AND e.ts <= s.t1 + INTERVAL 7 DAY
        GROUP BY s.customer_id, s.t1),
 s3 AS (SELECT s.customer_id, s.t1, min(e.ts) AS t FROM s2 s JOIN e USING (customer_id)
-       WHERE e.touchpoint = 'add_to_cart' AND e.ts > s.t AND e.ts <= s.t1 + INTERVAL 7 DAY
+       WHERE e.touchpoint = 'add_to_cart' AND e.ts >= s.t AND e.ts <= s.t1 + INTERVAL 7 DAY
        GROUP BY s.customer_id, s.t1),
 s4 AS (SELECT s.customer_id, s.t1, min(e.ts) AS t FROM s3 s JOIN e USING (customer_id)
-       WHERE e.touchpoint = 'checkout' AND e.ts > s.t AND e.ts <= s.t1 + INTERVAL 7 DAY
+       WHERE e.touchpoint = 'checkout' AND e.ts >= s.t AND e.ts <= s.t1 + INTERVAL 7 DAY
        GROUP BY s.customer_id, s.t1),
 s5 AS (SELECT s.customer_id, s.t1, min(e.ts) AS t FROM s4 s JOIN e USING (customer_id)
-       WHERE e.touchpoint = 'purchase' AND e.ts > s.t AND e.ts <= s.t1 + INTERVAL 7 DAY
+       WHERE e.touchpoint = 'purchase' AND e.ts >= s.t AND e.ts <= s.t1 + INTERVAL 7 DAY
        GROUP BY s.customer_id, s.t1)
 SELECT (SELECT count(*) FROM s1), (SELECT count(*) FROM s2), (SELECT count(*) FROM s3),
        (SELECT count(*) FROM s4), (SELECT count(*) FROM s5)
@@ -101,7 +101,7 @@ else:
         x = x[x["customer_id"].isin(prev.index)]
         p = prev.reindex(x["customer_id"]).to_numpy()
         s = t1.reindex(x["customer_id"]).to_numpy()
-        x = x[(x["ts"].to_numpy() > p) & (x["ts"].to_numpy() <= s + w)]
+        x = x[(x["ts"].to_numpy() >= p) & (x["ts"].to_numpy() <= s + w)]
         prev = x.groupby("customer_id", sort=False)["ts"].min()
         n.append(len(prev))
 secs = time.perf_counter() - t0

@@ -143,7 +143,7 @@ def _per_customer(t, groups, *, order, window, by, exclude, effort):
         for k in range(2, K + 1):
             evk = ev.filter((ev.k == k) | (ev.k == 0)) if exclude else ev.filter(ev.k == k)
             m = evk.join(stage, "customer_id")
-            a = {"n": m.ts.min(where=(m.k == k) & (m.ts > m.c) & within(m.ts, m.f1))}
+            a = {"n": m.ts.min(where=(m.k == k) & (m.ts >= m.c) & within(m.ts, m.f1))}
             if exclude:
                 a["x"] = m.ts.min(where=(m.k == 0) & (m.ts > m.c))
             step = m.group_by(["customer_id", *by, "f1"]).aggregate(**a)
@@ -161,7 +161,7 @@ def _per_customer(t, groups, *, order, window, by, exclude, effort):
         per = per.mutate(**{f"s{k}": per.s1 for k in range(2, K + 1)})
     else:
         # chains: chain j enters at the first occurrence of step j (c{j}_{j} = f{j}) and takes,
-        # for each later step, its first occurrence strictly after the previous one within the
+        # for each later step, its first occurrence at or after the previous one within the
         # window from the entry, unless an excluded touchpoint comes strictly in between.
         cust = cust.mutate(**{f"c{j}_{j}": cust[f"f{j}"] for j in entries})
         for k in range(2, K + 1):
@@ -174,7 +174,7 @@ def _per_customer(t, groups, *, order, window, by, exclude, effort):
             a = {}
             for j in live:
                 prev, entry = m[f"c{j}_{k - 1}"], m[f"f{j}"]
-                a[f"n{j}"] = m.ts.min(where=(m.k == k) & (m.ts > prev) & within(m.ts, entry))
+                a[f"n{j}"] = m.ts.min(where=(m.k == k) & (m.ts >= prev) & within(m.ts, entry))
                 if exclude:
                     a[f"x{j}"] = m.ts.min(where=(m.k == 0) & (m.ts > prev))
             step = m.group_by("customer_id").aggregate(**a)
@@ -375,21 +375,22 @@ def funnel(events, *, journey: JourneyMap | None = None, steps=None, window="7D"
 
     Notes
     -----
-    An *occurrence* of a step is an event of its touchpoint. Events at the very same ``ts``
-    have no order: a step's occurrence must be *strictly later* than the occurrence used for
-    the previous step, so a step logged at the same instant as the previous one does not
-    count (the tie is resolved the same way on every engine, whatever the row order).
+    An *occurrence* of a step is an event of its touchpoint. A step's occurrence must come
+    *at or after* the occurrence used for the previous step: real logs record several steps
+    at the same instant (an offer accepted and the loan approved in one transaction), and
+    a step at the same ``ts`` is not before the previous one. The rule is the same on every
+    engine, whatever the row order.
 
     ``order="closed"``: a customer *enters* at their first occurrence of step 1 (first
     overall: later step-1 events are not new attempts), at ``t1``. Step k counts with the
-    first occurrence of step k strictly after the occurrence used for step k-1, provided it
+    first occurrence of step k at or after the occurrence used for step k-1, provided it
     is within ``window`` of ``t1`` (``ts <= t1 + window``). Taking the first occurrence
     each time is optimal: no other choice reaches more steps. ``start = t1``, ``end`` = the
     occurrence used for the step.
 
     ``order="open"``: customers may enter at any step. For each step j, the chain entering
     at the customer's first occurrence of step j (``tj``) takes the first occurrence of
-    j+1 strictly after it, then of j+2 strictly after that, and so on, all within
+    j+1 at or after it, then of j+2 at or after that, and so on, all within
     ``window`` of ``tj``. ``n_k`` counts customers for whom some chain with entry
     ``j <= k`` reaches step k. Since the chain entering at step k itself is allowed (as in
     the "open funnel" of web analytics, where a customer may enter at any step), ``n_k`` is
@@ -464,7 +465,7 @@ def funnel_by_moment(events, *, journey: JourneyMap | None = None, window="7D",
     map's moments in map order, and the definitions of :func:`funnel` apply with "an
     occurrence of step k" meaning "an event of any touchpoint of moment k": closed order
     enters at the customer's first event of the first moment and takes, for each next
-    moment, its first event strictly after the one used for the previous moment, within
+    moment, its first event at or after the one used for the previous moment, within
     ``window`` of the entry.
 
     Returns
