@@ -823,12 +823,20 @@ def kaplan_meier(events, *, by=None, bins: int | None = None, journey: JourneyMa
         grp = pd.Series("all", index=st.index)
     elif bins:
         v = pd.to_numeric(st[by], errors="raise")
-        cat = pd.qcut(v, bins, duplicates="drop")
-        grp = cat.map(lambda iv: f"[{iv.left:g}, {iv.right:g}]").astype(str)
+        codes = pd.qcut(v, bins, duplicates="drop", labels=False)
+        # label each bin by the values it holds, e.g. "6,000-15,000", in ascending order
+        span = v.groupby(codes).agg(["min", "max"])
+        labels = {c: f"{r['min']:,.6g}-{r['max']:,.6g}" for c, r in span.iterrows()}
+        grp = codes.map(labels).astype(str)
+        order = [labels[c] for c in sorted(labels)]
     else:
         grp = st[by].astype(str)
+    if by is None:
+        order = ["all"]
+    elif not bins:
+        order = sorted(pd.unique(grp))
     frames = []
-    for g in pd.unique(grp):
+    for g in order:
         m = (grp == g).to_numpy()
         f = _km_frame(st.loc[m, "duration"], st.loc[m, "dropped"], alpha)
         head = pd.DataFrame({"time": [0.0], "n_risk": [int(m.sum())], "n_events": [0],
@@ -863,9 +871,13 @@ def plot_kaplan_meier(table: pd.DataFrame, ax=None):
     lr = table.attrs.get("logrank")
     title = "Time to drop-off"
     if lr:
-        title += f" (log-rank p = {lr['p_value']:.3g})"
+        p = lr["p_value"]
+        title += f" (log-rank p {'< 1e-16' if p < 1e-16 else f'= {p:.2g}'})"
     ax.set_title(title)
-    ax.set_xlabel(f"time since step 1 ({table.attrs.get('unit', '')})")
+    unit = str(table.attrs.get("unit", ""))
+    names = {str(pd.Timedelta(k)): v for k, v in (("1D", "days"), ("1h", "hours"), ("1min", "minutes"),
+                                                  ("1s", "seconds"), ("7D", "weeks"))}
+    ax.set_xlabel(f"time since step 1 ({names.get(unit, unit)})")
     ax.set_ylabel("share not yet dropped off")
     ax.set_ylim(0, 1.02)
     ax.legend(title=table.attrs.get("by") or None)

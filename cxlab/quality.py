@@ -623,6 +623,8 @@ def style_table(df: pd.DataFrame, *, percent=None, max_rows: int | None = 30, ca
         s = shown[c]
         if c in percent:
             fmt[c] = "{:.1%}"
+        elif str(c) in ("p_value", "q_value") and pd.api.types.is_float_dtype(s):
+            fmt[c] = lambda v: "" if pd.isna(v) else ("< 1e-16" if v < 1e-16 else f"{v:.2g}")
         elif pd.api.types.is_bool_dtype(s):
             fmt[c] = lambda v: "yes" if v is True or v == 1 else ("no" if v is False or v == 0 else "")
         elif pd.api.types.is_integer_dtype(s):
@@ -631,6 +633,8 @@ def style_table(df: pd.DataFrame, *, percent=None, max_rows: int | None = 30, ca
             fmt[c] = "{:,.2f}"
         elif pd.api.types.is_datetime64_any_dtype(s):
             fmt[c] = lambda v: "" if pd.isna(v) else pd.Timestamp(v).strftime("%Y-%m-%d %H:%M")
+        elif pd.api.types.is_timedelta64_dtype(s):
+            fmt[c] = short_duration
     styler = shown.style.format(fmt, na_rep="–").hide(axis="index")
     styler = styler.format_index(lambda c: str(c).replace("_", " "), axis=1)
     numeric = [c for c in shown.columns if pd.api.types.is_numeric_dtype(shown[c])
@@ -647,6 +651,24 @@ def style_table(df: pd.DataFrame, *, percent=None, max_rows: int | None = 30, ca
     if notes:
         styler = styler.set_caption(" · ".join(notes))
     return styler
+
+
+def short_duration(value) -> str:
+    """A duration for people: ``"14d 10h"``, ``"4h 07m"``, ``"5m 43s"``, ``"44s"``; empty for NaT."""
+    if value is None or pd.isna(value):
+        return ""
+    secs = pd.Timedelta(value).total_seconds()
+    sign, secs = ("-" if secs < 0 else ""), abs(secs)
+    d, rest = divmod(int(round(secs)), 86400)
+    h, rest = divmod(rest, 3600)
+    m, sec = divmod(rest, 60)
+    if d:
+        return f"{sign}{d}d {h}h"
+    if h:
+        return f"{sign}{h}h {m:02d}m"
+    if m:
+        return f"{sign}{m}m {sec:02d}s"
+    return f"{sign}{secs:.0f}s"
 
 
 def summary_card(summary: pd.DataFrame):

@@ -226,3 +226,13 @@ def test_empty_workspace(tmp_path):
         assert quality.touchpoint_table(w)["events"].sum() == 0
     finally:
         w.close()
+
+
+def test_short_duration_reads_like_a_person_would_say_it():
+    from cxlab.quality import short_duration
+
+    assert short_duration(pd.Timedelta("14D 10h 32min")) == "14d 10h"
+    assert short_duration(pd.Timedelta("4h 7min 12s")) == "4h 07m"
+    assert short_duration(pd.Timedelta("5min 43.6s")) == "5m 44s"
+    assert short_duration(pd.Timedelta("44s")) == "44s"
+    assert short_duration(pd.NaT) == ""
