@@ -91,11 +91,95 @@ def _ms(ts):
     return ts.epoch_seconds().cast("int64") * 1000 + ts.millisecond().cast("int64")
 
 
+def _closed_per_customer(t, groups, *, window, by, exclude, effort):
+    """The closed funnel, one row per customer that entered: by levels, ``d{k}`` (ms from
+    the entry to the occurrence used for step k, null if not reached) and ``x{k}``
+    (effort, null if not reached).
+
+    Shaped for the engine: the chain joins only the step-k events to the customers still
+    in the funnel (the range conditions sit in the join, as in a hand-written SQL funnel);
+    the per-customer row is assembled by one union and group-by of the stages (no chain of
+    left joins); ``effort`` is one range join of all events to the customers, on
+    ``t1 <= ts <= last end``, and one group-by that also carries the other columns."""
+    import ibis
+
+    K = len(groups)
+    tp = t.touchpoint
+    relevant = [x for g in groups for x in g] + list(exclude)
+    ev = t.filter(tp.isin(relevant)).select("customer_id", "ts", "touchpoint")
+    wnd = None if window is None else ibis.interval(
+        microseconds=int(window / pd.Timedelta(microseconds=1)))
+
+    s1 = (ev.filter(ev.touchpoint.isin(groups[0])).group_by("customer_id")
+          .aggregate(f1=lambda e: e.ts.min()))
+    if by:
+        entry_ev = t.filter(tp.isin(groups[0]))
+        lv = (entry_ev.join(s1, (entry_ev.customer_id == s1.customer_id) & (entry_ev.ts == s1.f1))
+              .group_by("customer_id").aggregate(**{c: entry_ev[c].min() for c in by}))
+        s1 = s1.left_join(lv, "customer_id").select(s1, *[lv[c] for c in by])
+
+    stages = [s1.select("customer_id", "f1", c="f1")]
+    stage = stages[0]
+    for k in range(2, K + 1):
+        is_k = ev.touchpoint.isin(groups[k - 1])
+        if exclude:
+            evk = ev.filter(is_k | ev.touchpoint.isin(exclude)).select(
+                "customer_id", "ts", is_k=is_k)
+        else:
+            evk = ev.filter(is_k).select("customer_id", "ts")
+        preds = [evk.customer_id == stage.customer_id, evk.ts >= stage.c]
+        if wnd is not None and not exclude:
+            preds.append(evk.ts <= stage.f1 + wnd)
+        m = evk.join(stage, preds).select(evk.customer_id, evk.ts, stage.f1, stage.c,
+                                          *(["is_k"] if exclude else []))
+        if exclude:
+            ok = m.is_k if wnd is None else m.is_k & (m.ts <= m.f1 + wnd)
+            step = m.group_by("customer_id").aggregate(
+                f1=m.f1.min(), n=m.ts.min(where=ok), x=m.ts.min(where=~m.is_k & (m.ts > m.c)))
+            nxt = ibis.ifelse(step.x.isnull() | (step.x >= step.n), step.n,
+                              ibis.null(step.n.type()))
+            stage = step.select("customer_id", "f1", c=nxt).filter(lambda s: s.c.notnull())
+        else:
+            stage = m.group_by("customer_id").aggregate(f1=m.f1.min(), c=m.ts.min())
+        stages.append(stage)
+
+    # one row per customer: e{k} (ts used for step k) and d{k}; stage k holds the
+    # customers who reached step k, so a left join of each (small) stage to the entries
+    w = s1.select("customer_id", *by, e1="f1", m1=_ms(s1.f1))
+    for k in range(2, K + 1):
+        st = stages[k - 1]
+        st = st.select("customer_id", **{f"e{k}": st.c, f"m{k}": _ms(st.c)})
+        w = w.left_join(st, "customer_id").select(w, f"e{k}", f"m{k}")
+    w = w.select("customer_id", *by, *[f"e{k}" for k in range(1, K + 1)],
+                 d1=ibis.ifelse(w.e1.notnull(), ibis.literal(0, "int64"), ibis.null("int64")),
+                 **{f"d{k}": w[f"m{k}"] - w.m1 for k in range(2, K + 1)})
+    if not effort:
+        return w
+    # effort: one range join of all the customer's events to its entry..last end, summed
+    # per customer; only the counts travel (the times stay in w), and the two per-level
+    # aggregates are put side by side in _aggregate
+    all_ev = t.select("customer_id", "ts")
+    keys = w.select("customer_id", *by, *[f"e{k}" for k in range(1, K + 1)],
+                    emax=ibis.coalesce(*[w[f"e{k}"] for k in range(K, 0, -1)]))
+    j = all_ev.join(keys, [all_ev.customer_id == keys.customer_id, all_ev.ts >= keys.e1,
+                           all_ev.ts <= keys.emax])
+    j = j.select(all_ev.customer_id, all_ev.ts, *[keys[c] for c in by],
+                 *[keys[f"e{k}"] for k in range(1, K + 1)])
+    # ts <= e{k} is null when step k was not reached, and so is the sum
+    xa = {c: j[c].min() for c in by}
+    xa.update({f"x{k}": (j.ts <= j[f"e{k}"]).cast("int64").sum() for k in range(1, K + 1)})
+    eff = j.group_by("customer_id").aggregate(**xa)
+    return w, eff.select(*by, *[f"x{k}" for k in range(1, K + 1)])
+
+
 def _per_customer(t, groups, *, order, window, by, exclude, effort):
     """One row per customer that entered: by levels, ``s{k}``/``e{k}`` (start/end ts of
     step k, end null if not reached), ``d{k}`` (ms) and ``x{k}`` (effort)."""
     import ibis
 
+    if order == "closed":
+        return _closed_per_customer(t, groups, window=window, by=by, exclude=exclude,
+                                    effort=effort)
     K = len(groups)
     tp = t.touchpoint
     k_expr = ibis.cases(*[(tp.isin(g), k + 1) for k, g in enumerate(groups)], else_=0)
@@ -214,15 +298,47 @@ def _per_customer(t, groups, *, order, window, by, exclude, effort):
 
 
 def _aggregate(per, K, by, effort) -> pd.DataFrame:
+    import ibis
+
+    per, eff = per if isinstance(per, tuple) else (per, None)
+    qs = list(QUANTILES.values())
     aggs = {}
     for k in range(1, K + 1):
-        aggs[f"n{k}"] = per[f"e{k}"].count()
-        for name, q in QUANTILES.items():
-            aggs[f"{name}_{k}"] = per[f"d{k}"].quantile(q)
-        if effort:
+        n_col = f"e{k}" if f"e{k}" in per.columns else f"d{k}"
+        aggs[f"n{k}"] = per[n_col].count()
+        # all four percentiles in one aggregate (one sort of the column, not four)
+        aggs[f"q_{k}"] = per[f"d{k}"].quantile(qs)
+        if effort and eff is None:
             aggs[f"effort_{k}"] = per[f"x{k}"].quantile(0.5)
     agg = per.group_by(by).aggregate(**aggs) if by else per.aggregate(**aggs)
-    return agg.execute()
+    if effort and eff is not None:
+        # the effort medians come from their own per-customer table: one query, two
+        # aggregates stacked (part 1: counts and times, part 2: effort), merged below
+        ea = {f"effort_{k}": eff[f"x{k}"].quantile(0.5) for k in range(1, K + 1)}
+        agg2 = eff.group_by(by).aggregate(**ea) if by else eff.aggregate(**ea)
+        a1 = agg.mutate(part=ibis.literal(1, "int8"),
+                        **{f"effort_{k}": ibis.null("float64") for k in range(1, K + 1)})
+        a2 = agg2.select(*by, **{c: ibis.null(a1[c].type()) for c in aggs},
+                         **{f"effort_{k}": agg2[f"effort_{k}"] for k in range(1, K + 1)},
+                         part=ibis.literal(2, "int8"))
+        both = ibis.union(a1, a2.select(*a1.columns), distinct=False).execute()
+        ecols = [f"effort_{k}" for k in range(1, K + 1)]
+        w1 = both[both["part"] == 1].drop(columns=["part", *ecols])
+        w2 = both[both["part"] == 2][[*by, *ecols]]
+        if by:
+            wide = w1.merge(w2, on=by, how="left")
+        else:
+            wide = w1.reset_index(drop=True)
+            for c in ecols:
+                wide[c] = w2[c].iloc[0] if len(w2) else np.nan
+    else:
+        wide = agg.execute()
+    for k in range(1, K + 1):
+        col = wide.pop(f"q_{k}")
+        for i, name in enumerate(QUANTILES):
+            wide[f"{name}_{k}"] = [None if v is None or (np.ndim(v) == 0 and pd.isna(v))
+                                   else v[i] for v in col]
+    return wide
 
 
 def _tidy(wide: pd.DataFrame, labels, moments, tps, by, alpha, effort) -> pd.DataFrame:

@@ -286,3 +286,16 @@ def test_duckdb_and_pyspark_agree(sim_ws, spark):
     s = funnel(sws, window="7D", by="channel")[cols]
     pd.testing.assert_frame_equal(d.reset_index(drop=True), s.reset_index(drop=True),
                                   check_dtype=False)
+
+
+def test_tiny_effort_counts_events_tied_with_start_and_end():
+    # events at the same instant as the entry or as the step occurrence are included
+    ev = pd.DataFrame({
+        "customer_id": ["p"] * 6,
+        "ts": [T0, T0, T0 + M, T0 + M, T0 + 2 * M, T0 + 3 * M],
+        "touchpoint": ["home_page", "review_read", "product_page", "search", "add_to_cart",
+                       "search"]})
+    f = funnel(ev)
+    assert f["n"].tolist() == [1, 1, 1, 0, 0]
+    assert f["effort"].iloc[:3].tolist() == [2.0, 4.0, 5.0] and f["effort"].iloc[3:].isna().all()
+    assert f.loc[2, "p50"] == 2 * M and pd.isna(f.loc[3, "p50"])
