@@ -678,16 +678,18 @@ def _guards(staged: Staged) -> dict[str, str]:
 def session_sql(src: str, cols: list[str], gap: pd.Timedelta, *, extra: str = "") -> str:
     """SELECT ``cols`` from ``src`` with ``session_id`` filled where it is NULL: a customer's
     rows without one start a new session after ``gap`` without events; the id is the
-    customer id and the session's first timestamp (stable across files)."""
+    customer id and the session's first timestamp (stable across files).
+
+    Two window passes with one ordering (the session start is the running maximum of the
+    timestamps that open a session), so DuckDB sorts once per customer partition.
+    """
     micros = int(pd.Timedelta(gap) / pd.Timedelta("1us"))
-    sel = ", ".join("coalesce(session_id, customer_id || '-' || strftime(first_value(ts) OVER "
-                    "(PARTITION BY customer_id, session_id IS NULL, _sess ORDER BY ts), "
-                    "'%Y%m%dT%H%M%SZ')) AS session_id" if c == "session_id" else _q(c) for c in cols)
-    return (f"SELECT {sel}{extra} FROM (SELECT *, sum(_new) OVER (PARTITION BY customer_id, "
-            f"session_id IS NULL ORDER BY ts ROWS UNBOUNDED PRECEDING) AS _sess FROM (SELECT *, "
-            f"CASE WHEN lag(ts) OVER w IS NULL OR epoch_us(ts) - epoch_us(lag(ts) OVER w) > {micros} "
-            f"THEN 1 ELSE 0 END AS _new FROM {src} WINDOW w AS (PARTITION BY customer_id, "
-            f"session_id IS NULL ORDER BY ts)))")
+    part = "PARTITION BY customer_id, session_id IS NULL ORDER BY ts"
+    sel = ", ".join("coalesce(session_id, customer_id || '-' || strftime(_start, '%Y%m%dT%H%M%SZ')) "
+                    "AS session_id" if c == "session_id" else _q(c) for c in cols)
+    return (f"SELECT {sel}{extra} FROM (SELECT *, max(CASE WHEN _new THEN ts END) OVER ({part} "
+            f"ROWS UNBOUNDED PRECEDING) AS _start FROM (SELECT *, lag(ts) OVER w IS NULL OR "
+            f"epoch_us(ts) - epoch_us(lag(ts) OVER w) > {micros} AS _new FROM {src} WINDOW w AS ({part})))")
 
 
 def _first_row(con, staged: Staged, predicate: str, raw_col: str | None):
