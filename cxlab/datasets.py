@@ -639,7 +639,7 @@ def simulate_journeys(n_customers: int, *, seed: int, start="2026-01-01", days: 
     N(0, 0.8) noise; ``nps = clip(round(8 + 1.8 * latent), 0, 10)``,
     ``stars = clip(round(3.7 + latent), 1, 5)``.
     """
-    journey = JourneyMap.default() if journey is None else journey
+    journey = JourneyMap.coerce(journey)
     missing = [t for t in _REQUIRED if t not in journey.touchpoints]
     if missing:
         raise ValueError(f"the journey map lacks the simulated touchpoints {missing}")

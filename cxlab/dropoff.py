@@ -62,7 +62,7 @@ _RESERVED = ("customer_id", "attempt", "start", "step", "step_index", "left", "n
 
 # =========================================================================== engine side
 def _setup(journey, window):
-    jm = JourneyMap.default() if journey is None else journey
+    jm = JourneyMap.coerce(journey)
     if not isinstance(jm, JourneyMap):
         raise TypeError(f"journey must be a JourneyMap, not {type(jm).__name__}")
     funnel = list(jm.funnel)

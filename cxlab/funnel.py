@@ -550,7 +550,7 @@ def funnel(events, *, journey: JourneyMap | None = None, steps=None, window="7D"
     >>> list(c.columns[-5:])
     ['diff', 'diff_ci_low', 'diff_ci_high', 'z', 'p_value']
     """
-    journey = JourneyMap.default() if journey is None else journey
+    journey = JourneyMap.coerce(journey)
     order = _order(order)
     td = _window(window)
     t = as_table(events)
@@ -598,7 +598,7 @@ def funnel_by_moment(events, *, journey: JourneyMap | None = None, window="7D",
     >>> list(funnel_by_moment(events, window="30D")["moment"])
     ['ZMOT', 'FMOT', 'SMOT', 'UMOT']
     """
-    journey = JourneyMap.default() if journey is None else journey
+    journey = JourneyMap.coerce(journey)
     order = _order(order)
     td = _window(window)
     groups = [list(m.touchpoints) for m in journey.moments]

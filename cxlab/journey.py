@@ -132,6 +132,15 @@ class JourneyMap:
         return cls.from_dict(yaml.safe_load(text), source="cxlab default journey.yml")
 
     @classmethod
+    def coerce(cls, journey=None) -> "JourneyMap":
+        """``journey`` as a map: None gives the default map, a path is read as YAML."""
+        if journey is None:
+            return cls.default()
+        if isinstance(journey, JourneyMap):
+            return journey
+        return cls.from_yaml(journey)
+
+    @classmethod
     def from_yaml(cls, path) -> "JourneyMap":
         """Load and validate a map from a YAML file."""
         path = Path(path)

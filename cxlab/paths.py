@@ -41,14 +41,6 @@ __all__ = ["transitions", "plot_transitions", "step_matrix", "plot_step_matrix",
 
 
 # --------------------------------------------------------------------------- helpers
-def _journey(journey) -> JourneyMap:
-    if journey is None:
-        return JourneyMap.default()
-    if isinstance(journey, JourneyMap):
-        return journey
-    return JourneyMap.from_yaml(journey)
-
-
 def _order(t) -> list[str]:
     """The order of a customer's contacts: ts, then touchpoint, then channel if present."""
     return ["ts", "touchpoint"] + (["channel"] if "channel" in t.columns else [])
@@ -223,7 +215,7 @@ def plot_transitions(table: pd.DataFrame, ax=None, *, top: int = 15, journey=Non
     import seaborn as sns
 
     top = _positive_int(top, "top")
-    jm = _journey(journey)
+    jm = JourneyMap.coerce(journey)
     for col in ("touchpoint", "next_touchpoint", "n"):
         if col not in table.columns:
             raise ValueError(f"table has no column {col!r}: pass what cxlab.paths.transitions returned")
@@ -310,7 +302,7 @@ def step_matrix(events, *, max_steps: int = 10, journey=None, start: str | None 
     (True, np.float64(1.0))
     """
     max_steps = _positive_int(max_steps, "max_steps")
-    jm = _journey(journey)
+    jm = JourneyMap.coerce(journey)
     t = as_table(events)
     x = _positions(t)
     if start is not None:
@@ -354,7 +346,7 @@ def plot_step_matrix(matrix: pd.DataFrame, ax=None, *, journey=None, annot: bool
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    jm = _journey(journey)
+    jm = JourneyMap.coerce(journey)
     if ax is None:
         _, ax = plt.subplots(figsize=(2.2 + 0.75 * matrix.shape[1], 1.2 + 0.36 * max(matrix.shape[0], 3)))
     labels = matrix.map(_cell_label) if annot else False
@@ -403,7 +395,7 @@ def sankey_data(events, *, max_steps: int = 5, journey=None, top: int = 8) -> pd
 
     max_steps = _positive_int(max_steps, "max_steps", minimum=2)
     top = _positive_int(top, "top")
-    jm = _journey(journey)
+    jm = JourneyMap.coerce(journey)
     t = as_table(events)
     w = ibis.window(group_by="customer_id", order_by=_order(t))
     x = t.mutate(_pos=ibis.row_number().over(w) + 1, _next=t.touchpoint.lead().over(w))
@@ -449,7 +441,7 @@ def plot_sankey(links: pd.DataFrame, *, journey=None, title: str | None = None):
                           "sankey_data() works without it") from None
     from .quality import moment_palette
 
-    jm = _journey(journey)
+    jm = JourneyMap.coerce(journey)
     palette = moment_palette(jm)
     owner = {tp: m.id for m in jm.moments for tp in m.touchpoints}
     nodes: dict[tuple[int, str], int] = {}
@@ -633,7 +625,7 @@ def escape_routes(events, *, step: str, journey=None, window="7D", since: str = 
     """
     import ibis
 
-    jm = _journey(journey)
+    jm = JourneyMap.coerce(journey)
     funnel = list(jm.funnel)
     if step not in funnel:
         raise ValueError(f"step={step!r} is not a step of the funnel {' > '.join(funnel)}"

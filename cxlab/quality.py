@@ -38,14 +38,6 @@ _UNMAPPED_COLOR = "#9e9e9e"
 
 
 # --------------------------------------------------------------------------- helpers
-def _journey(journey) -> JourneyMap:
-    if journey is None:
-        return JourneyMap.default()
-    if isinstance(journey, JourneyMap):
-        return journey
-    return JourneyMap.from_yaml(journey)
-
-
 def _ibis_table(obj):
     """An Ibis table from an Ibis table or a pandas DataFrame."""
     if isinstance(obj, pd.DataFrame):
@@ -101,7 +93,7 @@ def moment_palette(journey=None) -> dict[str, str]:
     """
     import seaborn as sns
 
-    jm = _journey(journey)
+    jm = JourneyMap.coerce(journey)
     colors = sns.color_palette("colorblind", max(len(jm.moments), 4)).as_hex()
     palette = {m.id: colors[i % len(colors)] for i, m in enumerate(jm.moments)}
     palette[UNMAPPED] = _UNMAPPED_COLOR
@@ -188,7 +180,7 @@ def quality_summary(ws, *, journey=None) -> pd.DataFrame:
         Count columns are nullable integers (``Int64``): missing where a measure does
         not apply to the table or the table is empty.
     """
-    jm = _journey(journey)
+    jm = JourneyMap.coerce(journey)
     known = list(jm.touchpoints)
     rows = []
     for name, table in (("events", _events(ws)), ("feedback", _feedback(ws))):
@@ -319,7 +311,7 @@ def touchpoint_table(ws, *, journey=None) -> pd.DataFrame:
         - ``first_seen``, ``last_seen``: first and last ``ts`` (UTC; NaT if never seen).
         - ``in_map``: whether the journey map lists the touchpoint.
     """
-    jm = _journey(journey)
+    jm = JourneyMap.coerce(journey)
     t = _events(ws)
     counts = (t.group_by("touchpoint")
                .aggregate(events=t.count(), customers=t.customer_id.nunique(),
@@ -782,7 +774,7 @@ def plot_touchpoints(data, *, journey=None, ax=None, value: str = "events"):
     """
     import seaborn as sns
 
-    jm = _journey(journey)
+    jm = JourneyMap.coerce(journey)
     df = data if isinstance(data, pd.DataFrame) else touchpoint_table(data, journey=jm)
     ax = _new_ax(ax, (10, max(3.0, 0.28 * len(df) + 1.2)))
     title = f"{value.capitalize()} per touchpoint, by moment of truth"

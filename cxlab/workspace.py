@@ -135,7 +135,7 @@ class Workspace:
 
     def check(self, journey: JourneyMap | None = None):
         """Touchpoints in ``events`` that the journey map does not know (see JourneyMap.check)."""
-        return (journey or JourneyMap.default()).check(self.events())
+        return JourneyMap.coerce(journey).check(self.events())
 
     # ------------------------------------------------------------------ pulling
     def pull(self, path, *, kind: str = "events", format: str = "auto", mapping: dict | None = None,
@@ -182,7 +182,7 @@ class Workspace:
             raise WorkspaceError(f"workspace {self.path} is open read-only")
         if kind not in cio.KINDS:
             raise ValueError(f"kind={kind!r} is not one of {cio.KINDS}")
-        journey = journey or JourneyMap.default()
+        journey = JourneyMap.coerce(journey)
         gap = session_gap or journey.session_gap
         started = _now()
         tmp = Path(tempfile.mkdtemp(prefix="cxlab-pull-"))
@@ -406,7 +406,7 @@ class SparkWorkspace:
         return self._tables["loads"].execute() if "loads" in self._tables else pd.DataFrame()
 
     def check(self, journey: JourneyMap | None = None):
-        return (journey or JourneyMap.default()).check(self.events())
+        return JourneyMap.coerce(journey).check(self.events())
 
     def pull(self, *args, **kwargs):
         raise WorkspaceError("the Spark workspace reads canonical Parquet tables and cannot pull "

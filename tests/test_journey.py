@@ -102,3 +102,11 @@ def test_check_reports_unknown_touchpoints_on_frame_and_table(ws, events_csv):
     assert table_check.ok and set(table_check.known["touchpoint"]) == {
         "home_page", "product_page", "checkout", "purchase", "search"}
     assert table_check.known["n_events"].sum() == 7
+
+
+def test_coerce_accepts_none_a_map_or_a_path(tmp_path):
+    jm = JourneyMap.default()
+    assert JourneyMap.coerce(None) == jm and JourneyMap.coerce(jm) is jm
+    path = tmp_path / "j.yml"
+    jm.to_yaml(path)
+    assert JourneyMap.coerce(path) == jm and JourneyMap.coerce(str(path)) == jm
