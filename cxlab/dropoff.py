@@ -621,6 +621,14 @@ class DropoffResult:
                     fmt="o", color="C0", capsize=3)
         ax.axvline(1.0, color="grey", lw=1, ls="--")
         ax.set_xscale("log")
+        from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+        lo, hi = float(s["ci_low"].min()), float(s["ci_high"].max())
+        ticks = [t for t in (0.1, 0.2, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 10, 20)
+                 if min(lo, 1) / 1.3 <= t <= max(hi, 1) * 1.3]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_yticks(y)
         ax.set_yticklabels(s["term"])
         ax.set_xlabel(f"odds ratio of leaving ({100 * (1 - self.model.alpha):.0f}% CI)")

@@ -573,7 +573,7 @@ def funnel(events, *, journey: JourneyMap | None = None, steps=None, window="7D"
                 alpha=alpha)
 
 
-def funnel_by_moment(events, *, journey: JourneyMap | None = None, window="7D",
+def funnel_by_moment(events, *, journey: JourneyMap | None = None, window=None,
                      order: str = "closed", by=None, alpha: float = 0.05) -> pd.DataFrame:
     """The funnel rolled up to moments of truth (ZMOT > FMOT > SMOT > UMOT by default).
 
@@ -583,6 +583,10 @@ def funnel_by_moment(events, *, journey: JourneyMap | None = None, window="7D",
     enters at the customer's first event of the first moment and takes, for each next
     moment, its first event at or after the one used for the previous moment, within
     ``window`` of the entry.
+
+    ``window`` defaults to None (no window), unlike :func:`funnel`: moments span weeks
+    (research, then purchase, then delivery, then a review), so a 7-day window from the
+    first research contact would cut most journeys short.
 
     Returns
     -------
@@ -605,8 +609,10 @@ def funnel_by_moment(events, *, journey: JourneyMap | None = None, window="7D",
     if len(groups) < 2:
         raise ValueError("funnel_by_moment needs a journey map with at least two moments")
     labels = [", ".join(g) for g in groups]
-    return _run(events, groups, labels, list(journey.moment_ids), order=order, window=td,
-                by=by, exclude=[], alpha=alpha)
+    out = _run(events, groups, labels, list(journey.moment_ids), order=order, window=td,
+               by=by, exclude=[], alpha=alpha)
+    out.attrs["steps"] = "moments"
+    return out
 
 
 def plot_funnel(table: pd.DataFrame, ax=None):
@@ -620,7 +626,8 @@ def plot_funnel(table: pd.DataFrame, ax=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.5 + 0.5 * len(table)))
     by = [c for c in table.columns if c not in COLUMNS]
-    labels = [(" / ".join(str(r[c]) for c in by) + ": " if by else "") + f"{r.step}. {r.touchpoint}"
+    name = "moment" if table.attrs.get("steps") == "moments" else "touchpoint"
+    labels = [(" / ".join(str(r[c]) for c in by) + ": " if by else "") + f"{r.step}. {getattr(r, name)}"
               for r in table.itertuples()]
     y = np.arange(len(table))[::-1]
     ax.barh(y, table["n"], color="#4C72B0")
