@@ -287,11 +287,6 @@ def _fit_patterns(spec: _Spec, patterns: pd.DataFrame):
     return model.fit()
 
 
-def _collapse(ps, covs, exps, extra=()):
-    keys = ["step", "step_index", *covs, *exps, *extra]
-    return ps.group_by(keys).aggregate(n=ps.count(), n_left=ps.left.sum())
-
-
 def _collapse_wide(wide, steps, covs, exps, extra=None) -> pd.DataFrame:
     """Collapsed person-step patterns straight from the wide attempt table: one engine
     group-by over attempts by (covariates, last step reached L, first step m_e at which each

@@ -402,7 +402,7 @@ def _ts_expr(src: str, src_type: str, tz: str | None, ts_format: str | None) -> 
         return f"CAST({c} AS TIMESTAMPTZ)", None
     if t.startswith("TIMESTAMP") or t == "DATE":
         if tz is None:
-            return f"CAST(NULL AS TIMESTAMPTZ)", None  # refused in _check_timestamps
+            return "CAST(NULL AS TIMESTAMPTZ)", None  # refused by _check: naive without tz=
         return f"timezone({_lit(tz)}, CAST({c} AS TIMESTAMP))", None
     if t != "VARCHAR":
         return "CAST(NULL AS TIMESTAMPTZ)", f"CAST({c} AS VARCHAR)"

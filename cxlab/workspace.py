@@ -242,7 +242,6 @@ class Workspace:
         kind, raw, path = staged.kind, self._raw, staged.info.path
         q = cio._q
         key = cio.KEYS[kind]
-        new = f"_load_id = {{load_id}}"
         raw.execute("BEGIN TRANSACTION")
         open_tx = True
         try:
@@ -252,7 +251,7 @@ class Workspace:
                     raw.execute(f"ALTER TABLE {kind} ADD COLUMN {q(prop)} {typ}")
                     existing[prop] = typ
             load_id = self._next_load_id()
-            new = new.format(load_id=load_id)
+            new = f"_load_id = {load_id}"  # the rows of this load
             cols = staged.columns
             select = ", ".join(
                 q(c) if c in cio.COLUMNS[kind] or existing[c] == staged.properties[c]

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import cxlab
-from conftest import EVENTS_CSV, snapshot
+from conftest import snapshot
 from cxlab.exceptions import ExportError, TimestampError, WorkspaceError
 
 REPO = Path(__file__).resolve().parents[1]
