@@ -534,6 +534,24 @@ def _digits(rng, n, width) -> pd.Series:
     return pd.Series(rng.integers(0, 10 ** width, n)).astype(str).str.zfill(width)
 
 
+def _with_iban_check(bban: str, country: str = "IT") -> str:
+    """An IBAN in groups of four with correct check digits for ``bban``."""
+    rearranged = bban + country + "00"
+    check = 98 - int("".join(str(int(c, 36)) for c in rearranged)) % 97
+    s = f"{country}{check:02d}{bban}"
+    return " ".join(s[i:i + 4] for i in range(0, len(s), 4))
+
+
+def _with_luhn_check(digits: str) -> str:
+    """``digits`` plus its Luhn check digit, in groups of four."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    s = digits + str((10 - total % 10) % 10)
+    return " ".join(s[i:i + 4] for i in range(0, len(s), 4))
+
+
 def _pii_suffix(rng, lang) -> np.ndarray:
     """' contattatemi a <email> ...' style suffixes for the rows given by ``lang`` codes."""
     n = len(lang)
@@ -552,11 +570,12 @@ def _pii_suffix(rng, lang) -> np.ndarray:
     base_en = " Please contact me at " + email + " or " + phone + "."
     text = base_it.where(pd.Series(it), base_en)
     r = rng.random(n)
-    iban = ("IT" + _digits(rng, n, 2) + " X" + _digits(rng, n, 3) + " " + _digits(rng, n, 4)
-            + " " + _digits(rng, n, 4) + " " + _digits(rng, n, 4) + " " + _digits(rng, n, 4)
-            + " " + _digits(rng, n, 3))
-    card = ("4" + _digits(rng, n, 3) + " " + _digits(rng, n, 4) + " " + _digits(rng, n, 4)
-            + " " + _digits(rng, n, 4))
+    # valid check digits (ISO 13616 mod 97, Luhn), as a real IBAN or card number has
+    bban = ("X" + _digits(rng, n, 3) + _digits(rng, n, 4) + _digits(rng, n, 4) + _digits(rng, n, 4)
+            + _digits(rng, n, 4) + _digits(rng, n, 3))
+    iban = pd.Series([_with_iban_check(b) for b in bban], dtype=object)
+    card15 = "4" + _digits(rng, n, 3) + _digits(rng, n, 4) + _digits(rng, n, 4) + _digits(rng, n, 3)
+    card = pd.Series([_with_luhn_check(c) for c in card15], dtype=object)
     iban_txt = pd.Series(np.where(it, " IBAN per il rimborso: ", " Refund to IBAN ")) + iban + "."
     card_txt = pd.Series(np.where(it, " Ho pagato con la carta ", " I paid with card ")) + card + "."
     text = text.where(~pd.Series(r < 0.15), text + iban_txt)

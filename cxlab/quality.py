@@ -20,7 +20,6 @@ Examples
 from __future__ import annotations
 
 import hashlib
-import re
 
 import numpy as np
 import pandas as pd
@@ -28,6 +27,7 @@ import pandas as pd
 from .exceptions import did_you_mean
 from .io import SCALES
 from .journey import JourneyMap
+from .privacy import mask_pii
 
 #: the label of touchpoints that are in the data but not in the journey map
 UNMAPPED = "not in map"
@@ -102,11 +102,6 @@ def moment_palette(journey=None) -> dict[str, str]:
 
 _ID_COLUMNS = ("customer_id", "session_id", "feedback_id")
 _TEXT_COLUMNS = ("text",)
-_PII = [
-    (re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"), "[email]"),
-    (re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,3})?\b"), "[iban]"),
-    (re.compile(r"(?:\+|\b)\d[\d\s./-]{6,}\d\b"), "[number]"),
-]
 
 
 def _redact(column: str, value: str, *, width: int = 48) -> str:
@@ -114,8 +109,7 @@ def _redact(column: str, value: str, *, width: int = 48) -> str:
     if column in _ID_COLUMNS:
         return "id:" + hashlib.sha256(value.encode()).hexdigest()[:8]
     if column in _TEXT_COLUMNS:
-        for pattern, repl in _PII:
-            value = pattern.sub(repl, value)
+        value = mask_pii(value)
     value = " ".join(value.split())
     return value if len(value) <= width else value[: width - 1] + "…"
 

@@ -1,0 +1,66 @@
+"""cxlab.privacy.mask_pii: what is masked, what is kept."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxlab.datasets import simulate_journeys
+from cxlab.privacy import mask_pii
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("scrivetemi a mario.rossi@example.it grazie", "scrivetemi a [EMAIL] grazie"),
+    ("IBAN IT60 X054 2811 1010 0000 0123 456.", "IBAN [IBAN]."),
+    ("IBAN IT60X0542811101000000123456", "IBAN [IBAN]"),
+    ("GB82 WEST 1234 5698 7654 32 please", "[IBAN] please"),
+    ("card 4111 1111 1111 1111 expired", "card [CARD] expired"),
+    ("card 5500-0000-0000-0004", "card [CARD]"),
+    ("chiamatemi al +39 347 123 4567", "chiamatemi al [PHONE]"),
+    ("call (555) 123-4567 or 020 7946 0958", "call [PHONE] or [PHONE]"),
+    ("tel 3471234567", "tel [PHONE]"),
+])
+def test_masks_personal_data(text, expected):
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "ordine n. 12345 del 12/03/2026 alle 10:30, 3 pezzi da 19.99",
+    "prezzo 1.299,00 euro, sconto 20%",
+    "IT60 X054 2811 1010 0000 0123 457",          # wrong IBAN check digits: a code, kept
+    "voto 10/10, consegna in 2-3 giorni",
+    "the @user handle and #hashtag stay",
+])
+def test_keeps_what_is_not_personal(text):
+    masked = mask_pii(text)
+    assert "[EMAIL]" not in masked and "[IBAN]" not in masked and "[CARD]" not in masked
+    if "457" in text:
+        return                                  # long digit runs may still read as a phone
+    assert masked == text
+
+
+def test_card_number_failing_luhn_is_not_a_card():
+    assert "[CARD]" not in mask_pii("order 4111 1111 1111 1112")
+
+
+def test_containers_keep_their_shape_and_missing_values():
+    s = pd.Series(["a@b.com", None, np.nan, "ok"], index=[10, 11, 12, 13], name="text")
+    out = mask_pii(s)
+    assert list(out.index) == [10, 11, 12, 13] and out.name == "text"
+    assert out[10] == "[EMAIL]" and out[13] == "ok" and pd.isna(out[11]) and pd.isna(out[12])
+    assert mask_pii(["x@y.org", "plain"]) == ["[EMAIL]", "plain"]
+    assert mask_pii(None) is None
+    with pytest.raises(TypeError, match="string or a list-like"):
+        mask_pii(42)
+
+
+def test_simulated_feedback_leaves_no_personal_data_after_masking():
+    _, feedback, _ = simulate_journeys(20_000, seed=3)
+    planted = feedback.text.str.contains("@", regex=False)
+    assert planted.sum() > 50
+    masked = mask_pii(feedback.text)
+    assert not masked.str.contains("@", regex=False).any()
+    # no run of 3+ digits survives in the rows with planted contacts, IBANs and cards
+    assert not masked[planted].str.contains(r"\d{3}").any()
+    assert masked[planted].str.contains(r"\[IBAN\]").sum() > 0
+    assert masked[planted].str.contains(r"\[CARD\]").sum() > 0
+    # rows without planted data are unchanged
+    assert (masked[~planted] == feedback.text[~planted]).all()
