@@ -54,6 +54,16 @@ from .exceptions import (
 KINDS = ("events", "feedback")
 FORMATS = ("auto", "csv", "parquet", "jsonl", "ga4", "survey")
 SCALES = {"nps": (0.0, 10.0), "csat": (1.0, 5.0), "ces": (1.0, 7.0), "stars": (1.0, 5.0)}
+#: what a score says, per scale: ``(negative, neutral, positive)`` inclusive score ranges.
+#: NPS detractors 0-6, passives 7-8, promoters 9-10; stars and CSAT 1-2 / 3 / 4-5; CES is
+#: read as the CES 2.0 agreement scale ("the company made it easy...", 1-7, 7 = easiest),
+#: so 1-3 is negative, 4 neutral, 5-7 positive. Shared by sentiment labels and filters.
+SCORE_CLASSES = {
+    "nps": ((0, 6), (7, 8), (9, 10)),
+    "stars": ((1, 2), (3, 3), (4, 5)),
+    "csat": ((1, 2), (3, 3), (4, 5)),
+    "ces": ((1, 3), (4, 4), (5, 7)),
+}
 
 #: canonical columns: name -> (DuckDB type, required)
 EVENTS_COLUMNS = {
