@@ -26,6 +26,9 @@ test: $(VENV)/.test
 
 benchmark: $(VENV)/.test
 	$(BIN)/python benchmarks/pull.py
+	$(BIN)/python benchmarks/funnel.py
+	$(BIN)/python benchmarks/dropoff.py
+	$(BIN)/python benchmarks/sentiment.py
 
 clean-reports:
 	rm -rf reports/20*
