@@ -347,6 +347,9 @@ class DropoffModel:
         one term per step (``"registration_form:checkout"``), and has no all-steps term.
     alpha : float
         1 - confidence level of the intervals.
+    drop_absent_exposures : bool
+        Leave out exposures never seen within an attempt (e.g. research touchpoints that
+        only happen before the funnel's first step) instead of raising.
 
     Examples
     --------
@@ -358,7 +361,7 @@ class DropoffModel:
     """
 
     def __init__(self, covariates=(), exposures=(), step_effects: bool = True,
-                 interactions: dict | None = None, alpha: float = 0.05):
+                 interactions: dict | None = None, alpha: float = 0.05, drop_absent_exposures: bool = False):
         if not 0 < float(alpha) < 1:
             raise ValueError(f"alpha={alpha!r} must be between 0 and 1 (e.g. 0.05)")
         self.covariates = [covariates] if isinstance(covariates, str) else list(covariates or ())
@@ -367,6 +370,7 @@ class DropoffModel:
         self.interactions = {k: ([v] if isinstance(v, str) else list(v))
                              for k, v in (interactions or {}).items()}
         self.alpha = float(alpha)
+        self.drop_absent_exposures = bool(drop_absent_exposures)
 
     def __repr__(self) -> str:
         return (f"DropoffModel(covariates={self.covariates}, exposures={self.exposures}, "
@@ -414,10 +418,16 @@ class DropoffModel:
                 raise ValueError(f"covariate {c!r} has a single level {list(counts.index)} in the "
                                  "person-step table: nothing to compare it with")
             levels[c] = tuple(counts.index)
-        for e in exps:
-            if patterns.loc[patterns[e] == 1, "n"].sum() == 0:
-                raise ValueError(f"exposure {e!r} never occurs within an attempt: its effect "
-                                 "cannot be estimated")
+        absent = [e for e in exps if patterns.loc[patterns[e] == 1, "n"].sum() == 0]
+        if absent and self.drop_absent_exposures and len(absent) < len(exps):
+            # rebuilt without them, so every stored table indexes the kept exposures alone
+            kept = [e for e in exps if e not in absent]
+            return DropoffModel(covariates=self.covariates, exposures=kept, step_effects=self.step_effects,
+                                interactions={e: s for e, s in self.interactions.items() if e in kept},
+                                alpha=self.alpha).fit(events, journey=journey, window=window)
+        if absent:
+            raise ValueError(f"exposure {absent[0]!r} never occurs within an attempt: its effect "
+                             "cannot be estimated")
         spec = _Spec(steps=hazard_steps, conversion=steps[-1], covariates=tuple(covs),
                      levels=levels, exposures=tuple(exps),
                      interactions={e: tuple(s) for e, s in self.interactions.items()},

@@ -1,0 +1,497 @@
+"""Pain points per moment of truth: where the journey hurts, what customers said there, and
+who left after it; the emotional curve; the priority matrix; the circular journey.
+
+>>> table = pain_points(ws)                       # doctest: +SKIP
+>>> table[table.pain_point]                       # doctest: +SKIP
+>>> plot_emotion_curve(table)                     # doctest: +SKIP
+
+Definitions (one row per touchpoint of the journey map, in map order)
+--------------------------------------------------------------------
+reached
+    Customers with at least one event at the touchpoint.
+score (voice)
+    Feedback given at the touchpoint, each score put on a 0-100 scale within its own scale
+    (``100 * (score - low) / (high - low)``: NPS 0-10, CSAT and stars 1-5, CES 1-7 with 7 =
+    easiest), so NPS, CSAT and stars can be averaged together. ``score_mean`` with a t
+    interval; ``share_negative``: feedback in the negative class of its scale
+    (:data:`cxlab.io.SCORE_CLASSES`: NPS 0-6, stars/CSAT 1-2, CES 1-3), Wilson interval.
+    ``score_diff``: ``score_mean`` minus the mean of all feedback given elsewhere in the
+    journey (the baseline), Welch t-test ``score_p``, Benjamini-Hochberg ``score_q`` over
+    the touchpoints tested.
+sentiment (text)
+    ``sentiment_mean``: mean text sentiment (P(positive) - P(negative), -1..1) of the
+    touchpoint's verbatims with a t interval, scored by ``sentiment_model`` (by default a
+    :class:`cxlab.sentiment.SentimentModel` with word features, fitted on this feedback's
+    own scores); reads the voice of text-only feedback too.
+drop-off (behaviour)
+    For touchpoints outside the funnel seen before conversion (ZMOT/FMOT touchpoints such as
+    a pop-up or a registration form): the odds ratio of leaving the funnel once the
+    touchpoint has been seen, from one :class:`cxlab.dropoff.DropoffModel` with every such
+    touchpoint as an exposure, the channel as covariate and one baseline per step, so each
+    odds ratio is adjusted for the others and for where in the funnel it was seen
+    (``dropoff_or`` with its interval, ``dropoff_p``, BH ``dropoff_q``). ``left_after``: of
+    the customers who reached the touchpoint before converting, the share who never
+    converted (Wilson interval). Funnel steps themselves: ``left_after`` is the share who
+    reached the step and not the next one (the funnel's complement of the step rate).
+priority
+    ``customers_lost``: customers who left after the touchpoint times the attributable
+    fraction ``(OR - 1) / OR`` (the odds ratio standing in for the risk ratio), for
+    touchpoints whose odds ratio is above 1; ``value_at_risk`` = ``customers_lost x
+    value_per_customer`` (by default the mean value of conversion events, else 1, i.e. in
+    customers).
+pain point
+    ``pain_point`` is True when the voice is significantly worse than the journey baseline
+    (``score_diff < 0`` and ``score_q < alpha``) and, where the drop-off model measures the
+    touchpoint, leaving is significantly more likely (``dropoff_or > 1`` and ``dropoff_q <
+    alpha``). ``flag`` says which evidence there is: ``"voice and behaviour"``, ``"voice"``,
+    ``"behaviour"`` or ``""``. ``rank``: pain points first by value at risk, then every
+    other touchpoint by how much worse its score is than the baseline.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ._engine import as_table
+from .exceptions import did_you_mean
+from .io import SCALES, SCORE_CLASSES
+from .journey import JourneyMap
+from .stats import bh_qvalues, wilson_ci
+
+__all__ = ["pain_points", "emotion_curve", "plot_emotion_curve", "plot_priority_matrix", "circular_journey",
+           "normalised_score"]
+
+_MOMENT_COLOURS = {"ZMOT": "#dbe9f6", "FMOT": "#fde9d9", "SMOT": "#e2f0d9", "UMOT": "#ece2f0"}
+
+
+def normalised_score(score, scale) -> np.ndarray:
+    """Scores on a 0-100 scale within each row's own scale (NaN for unknown scales)."""
+    score = np.asarray(score, dtype="float64")
+    scale = pd.Series(np.asarray(scale, dtype=object)).astype(str).str.lower().to_numpy()
+    out = np.full(score.shape, np.nan)
+    for name, (lo, hi) in SCALES.items():
+        m = scale == name
+        out[m] = 100 * (score[m] - lo) / (hi - lo)
+    return out
+
+
+def _negative(score, scale) -> np.ndarray:
+    score = np.asarray(score, dtype="float64")
+    scale = pd.Series(np.asarray(scale, dtype=object)).astype(str).str.lower().to_numpy()
+    out = np.zeros(score.shape, dtype=bool)
+    for name, ranges in SCORE_CLASSES.items():
+        lo, hi = ranges[0]
+        out |= (scale == name) & (score >= lo) & (score <= hi)
+    return out
+
+
+def _mean_ci(x: pd.Series, alpha: float):
+    from scipy import stats
+
+    x = x.dropna()
+    n = len(x)
+    if n == 0:
+        return np.nan, np.nan, np.nan
+    m = float(x.mean())
+    if n < 2:
+        return m, np.nan, np.nan
+    half = stats.t.ppf(1 - alpha / 2, n - 1) * float(x.std(ddof=1)) / np.sqrt(n)
+    return m, m - half, m + half
+
+
+def _welch(a: pd.Series, b: pd.Series) -> float:
+    from scipy import stats
+
+    a, b = a.dropna(), b.dropna()
+    if len(a) < 2 or len(b) < 2:
+        return np.nan
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def _frames(data, feedback):
+    """(events Ibis table, feedback DataFrame or None) from a Workspace or frames."""
+    if hasattr(data, "events") and callable(data.events):
+        events = data.events()
+        if feedback is None and hasattr(data, "feedback"):
+            feedback = data.feedback()
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        events, feedback = data
+    else:
+        events = data
+    t = as_table(events)
+    if feedback is not None and not isinstance(feedback, pd.DataFrame):
+        feedback = feedback.to_pandas()
+    return t, feedback
+
+
+def _text_sentiment(feedback: pd.DataFrame, model):
+    """Text sentiment per feedback row (NaN without text), or None."""
+    if model is None or "text" not in feedback.columns or feedback["text"].notna().sum() == 0:
+        return None
+    has_text = feedback["text"].notna() & (feedback["text"].astype(str).str.strip() != "")
+    if isinstance(model, str) and model == "fit":
+        from .sentiment import SentimentModel
+
+        rated = feedback[has_text & feedback["score"].notna()] if "score" in feedback.columns else feedback[:0]
+        if len(rated) < 50 or rated["scale"].nunique() == 0:
+            return None
+        try:
+            model = SentimentModel(char_ngrams=None).fit(rated)
+        except ValueError:
+            return None
+    out = pd.Series(np.nan, index=feedback.index)
+    if has_text.any():
+        out[has_text] = model.predict(feedback.loc[has_text, "text"].astype(str).tolist())["score"].to_numpy()
+    return out
+
+
+def pain_points(data, *, journey=None, feedback=None, segment=None, period=None, alpha: float = 0.05,
+                sentiment_model="fit", value_per_customer=None, window=None) -> pd.DataFrame:
+    """Pain points per moment of truth and touchpoint: voice, behaviour, significance, priority.
+
+    Parameters
+    ----------
+    data : Workspace, events (DataFrame / Ibis table), or a pair ``(events, feedback)``
+    journey : JourneyMap, path or None (the default map)
+    feedback : the feedback table when ``data`` is events only
+    segment : str, optional
+        An events column (e.g. ``"segment"``, ``"device"``): one block of rows per level,
+        each computed on that level's customers (feedback joined by ``customer_id``).
+    period : (start, end), optional
+        Keep events and feedback with ``start <= ts < end`` (dates or timestamps, UTC).
+    alpha : float
+        Significance level for intervals, flags and the false-discovery rate.
+    sentiment_model : "fit" (default), a fitted model, or None
+        How verbatims are scored (see the module docstring); None skips text sentiment.
+    value_per_customer : float, optional
+        Value of one lost customer for ``value_at_risk``.
+    window : duration, optional
+        Conversion window of the drop-off model (default: the journey map's).
+
+    Returns one row per touchpoint (per segment level) with the columns defined in the
+    module docstring, in journey-map order, plus ``rank``; ``attrs`` carry the baseline
+    score and the drop-off model's summary.
+    """
+    if not 0 < float(alpha) < 1:
+        raise ValueError(f"alpha={alpha!r} must be between 0 and 1 (e.g. 0.05)")
+    jm = JourneyMap.coerce(journey)
+    t, fb = _frames(data, feedback)
+    if period is not None:
+        try:
+            start, end = (pd.Timestamp(p, tz="UTC") if pd.Timestamp(p).tzinfo is None else pd.Timestamp(p)
+                          for p in period)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"period={period!r} must be (start, end) dates: {err}") from None
+        t = t.filter((t.ts >= start) & (t.ts < end))
+        if fb is not None:
+            fb = fb[(fb["ts"] >= start) & (fb["ts"] < end)]
+    if segment is not None:
+        if segment not in t.columns:
+            raise ValueError(f"segment={segment!r} is not a column of events" + did_you_mean(segment, t.columns)
+                             + f"; columns: {list(t.columns)}")
+        levels = sorted(v for v in t.select(segment).distinct().to_pandas()[segment].dropna().tolist())
+        blocks = []
+        for lv in levels:
+            ts = t.filter(t[segment] == lv)
+            fs = None
+            if fb is not None and "customer_id" in fb.columns:
+                ids = set(ts.select("customer_id").distinct().to_pandas()["customer_id"])
+                fs = fb[fb["customer_id"].isin(ids)]
+            block = _pain_points(ts, fs, jm, alpha, sentiment_model, value_per_customer, window)
+            blocks.append(block.assign(**{segment: lv}))
+        out = pd.concat(blocks, ignore_index=True)
+        return out[[segment] + [c for c in out.columns if c != segment]]
+    return _pain_points(t, fb, jm, alpha, sentiment_model, value_per_customer, window)
+
+
+def _estimable_terms(t, jm: JourneyMap, candidates, window) -> dict:
+    """For each candidate touchpoint, the funnel steps at which its effect can be estimated:
+    some but not all customers at the step have seen it, and both outcomes occur among them."""
+    from .dropoff import person_steps
+
+    ps = person_steps(t, journey=jm, exposures=candidates, window=window)
+    agg = ps.group_by("step").aggregate(
+        _n=ps.count(), **{f"_e{i}": ps[x].sum() for i, x in enumerate(candidates)},
+        **{f"_l{i}": (ps[x] * ps.left).sum() for i, x in enumerate(candidates)}).to_pandas()
+    out = {}
+    for i, x in enumerate(candidates):
+        ok = agg[(agg[f"_e{i}"] > 0) & (agg[f"_e{i}"] < agg["_n"]) & (agg[f"_l{i}"] > 0)
+                 & (agg[f"_l{i}"] < agg[f"_e{i}"])]
+        steps_x = [s for s in jm.funnel if s in set(ok["step"])]
+        if steps_x:
+            out[x] = steps_x
+    return out
+
+
+def _pain_points(t, fb, jm: JourneyMap, alpha, sentiment_model, value_per_customer, window) -> pd.DataFrame:
+    from .funnel import funnel
+
+    tps = list(jm.touchpoints)
+    reached = (t.filter(t.touchpoint.isin(tps)).group_by("touchpoint")
+               .aggregate(reached=t.customer_id.nunique()).to_pandas())
+    rows = pd.DataFrame({"moment": [jm.moment_of(x) for x in tps], "touchpoint": tps})
+    rows = rows.merge(reached, on="touchpoint", how="left")
+    rows["reached"] = rows["reached"].fillna(0).astype("int64")
+
+    # ---------------------------------------------------------------- voice
+    z = 1.0
+    base_mean = np.nan
+    if fb is not None and len(fb) and "score" in fb.columns:
+        f = fb.copy()
+        f["_norm"] = normalised_score(f["score"], f["scale"]) if "scale" in f.columns else np.nan
+        f["_neg"] = _negative(f["score"], f["scale"]) if "scale" in f.columns else False
+        f.loc[f["score"].isna(), "_neg"] = False
+        sent = _text_sentiment(f, sentiment_model)
+        f["_sent"] = sent if sent is not None else np.nan
+        base_mean = float(f["_norm"].mean())
+        stats = []
+        for tp in tps:
+            inside = f[f["touchpoint"] == tp]
+            outside = f[f["touchpoint"] != tp]
+            sm, slo, shi = _mean_ci(inside["_norm"], alpha)
+            tm, tlo, thi = _mean_ci(inside["_sent"], alpha)
+            scored = int(inside["score"].notna().sum())
+            neg = int(inside["_neg"].sum())
+            stats.append({"touchpoint": tp, "feedback": len(inside), "score_mean": sm, "score_ci_low": slo,
+                          "score_ci_high": shi, "score_diff": sm - float(outside["_norm"].mean()),
+                          "score_p": _welch(inside["_norm"], outside["_norm"]),
+                          "negative": neg, "scored": scored,
+                          "sentiment_mean": tm, "sentiment_ci_low": tlo, "sentiment_ci_high": thi})
+        rows = rows.merge(pd.DataFrame(stats), on="touchpoint", how="left")
+        lo, hi = wilson_ci(rows["negative"], rows["scored"], alpha=alpha)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rows["share_negative"] = rows["negative"] / rows["scored"].where(rows["scored"] > 0)
+        rows["share_negative_ci_low"], rows["share_negative_ci_high"] = lo, hi
+        rows["score_q"] = bh_qvalues(rows["score_p"])
+        rows = rows.drop(columns=["negative", "scored"])
+    else:
+        for c in ("feedback",):
+            rows[c] = 0
+        for c in ("score_mean", "score_ci_low", "score_ci_high", "score_diff", "score_p", "score_q",
+                  "sentiment_mean", "sentiment_ci_low", "sentiment_ci_high", "share_negative",
+                  "share_negative_ci_low", "share_negative_ci_high"):
+            rows[c] = np.nan
+
+    # ---------------------------------------------------------------- behaviour
+    steps = list(jm.funnel)
+    conv = jm.conversion
+    candidates = [x for x in tps if x not in steps and x != conv and jm.moment_of(x) in ("ZMOT", "FMOT")
+                  and rows.loc[rows.touchpoint == x, "reached"].iloc[0] > 0]
+    rows["dropoff_or"] = rows["dropoff_ci_low"] = rows["dropoff_ci_high"] = rows["dropoff_p"] = np.nan
+    rows["dropoff_step"] = None
+    rows["dropoff_q"] = np.nan
+    model_summary = None
+    terms = _estimable_terms(t, jm, candidates, window) if candidates else {}
+    if terms:
+        from .dropoff import DropoffModel
+
+        covs = ["channel"] if "channel" in t.columns else []
+        spec = dict(exposures=list(terms), interactions=terms, alpha=alpha)
+        try:
+            res = DropoffModel(covariates=covs, **spec).fit(t, journey=jm, window=window)
+        except ValueError:           # e.g. a single channel: no covariate to adjust for
+            res = DropoffModel(**spec).fit(t, journey=jm, window=window)
+        model_summary = res.summary()
+        model_summary["q_all"] = bh_qvalues(model_summary["p_value"])
+        for x, steps_x in terms.items():
+            cand = model_summary[model_summary["term"].isin([f"{x}:{st}" for st in steps_x])]
+            if cand.empty:
+                continue
+            sig = cand[(cand["q_all"] < alpha) & (cand["odds_ratio"] > 1)]
+            pick = sig.loc[sig["odds_ratio"].idxmax()] if len(sig) else cand.loc[cand["p_value"].idxmin()]
+            m = rows.touchpoint == x
+            rows.loc[m, "dropoff_or"] = pick["odds_ratio"]
+            rows.loc[m, "dropoff_ci_low"] = pick["ci_low"]
+            rows.loc[m, "dropoff_ci_high"] = pick["ci_high"]
+            rows.loc[m, "dropoff_p"] = pick["p_value"]
+            rows.loc[m, "dropoff_q"] = pick["q_all"]
+            rows.loc[m, "dropoff_step"] = pick["term"].split(":", 1)[1]
+
+    # left after: customers who reached the touchpoint before converting, share never converting
+    firsts = (t.filter(t.touchpoint.isin(tps)).group_by(["customer_id", "touchpoint"])
+              .aggregate(_first=t.ts.min()))
+    conv_t = t.filter(t.touchpoint == conv).group_by("customer_id").aggregate(_conv=t.ts.min())
+    j = firsts.left_join(conv_t, "customer_id")
+    in_play = j.filter(j._conv.isnull() | (j._conv >= j._first))
+    left = in_play.group_by("touchpoint").aggregate(at_risk=in_play.count(),
+                                                     left=in_play._conv.isnull().sum()).to_pandas()
+    rows = rows.merge(left, on="touchpoint", how="left")
+    f_tab = funnel(t, journey=jm, window=window if window is not None else jm.conversion_window, alpha=alpha)
+    for i, st in enumerate(steps[:-1]):
+        n_here = int(f_tab["n"].iloc[i])
+        n_next = int(f_tab["n"].iloc[i + 1])
+        m = rows.touchpoint == st
+        rows.loc[m, "at_risk"], rows.loc[m, "left"] = n_here, n_here - n_next
+    rows["at_risk"] = rows["at_risk"].fillna(0).astype("int64")
+    rows["left"] = rows["left"].fillna(0).astype("int64")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rows["left_after"] = rows["left"] / rows["at_risk"].where(rows["at_risk"] > 0)
+    rows["left_after_ci_low"], rows["left_after_ci_high"] = wilson_ci(rows["left"], rows["at_risk"], alpha=alpha)
+
+    # ---------------------------------------------------------------- priority
+    if value_per_customer is None:
+        vals = (t.filter((t.touchpoint == conv) & t.value.notnull()).aggregate(v=t.value.mean()).to_pandas()
+                if "value" in t.columns else pd.DataFrame({"v": [np.nan]}))
+        value_per_customer = float(vals["v"].iloc[0]) if pd.notna(vals["v"].iloc[0]) else 1.0
+    orr = rows["dropoff_or"]
+    af = np.where(orr > 1, (orr - 1) / orr, 0.0)
+    af = np.where(orr.isna(), np.nan, af)
+    rows["customers_lost"] = rows["left"] * af
+    rows["value_at_risk"] = rows["customers_lost"] * float(value_per_customer)
+
+    voice_bad = (rows["score_diff"] < 0) & (rows["score_q"] < alpha)
+    behaviour_bad = (rows["dropoff_or"] > 1) & (rows["dropoff_q"] < alpha)
+    measured = rows["dropoff_or"].notna()
+    rows["pain_point"] = voice_bad & (behaviour_bad | ~measured)
+    rows["flag"] = np.select([voice_bad & behaviour_bad, voice_bad, behaviour_bad],
+                             ["voice and behaviour", "voice", "behaviour"], default="")
+    order = rows.assign(_pp=~rows["pain_point"], _v=-rows["value_at_risk"].fillna(-1),
+                        _s=rows["score_diff"].fillna(np.inf))
+    order = order.sort_values(["_pp", "_v", "_s"], kind="stable")
+    rows.loc[order.index, "rank"] = np.arange(1, len(rows) + 1)
+    rows["rank"] = rows["rank"].astype("int64")
+    rows.attrs.update(baseline_score=base_mean, value_per_customer=float(value_per_customer), alpha=alpha,
+                      dropoff_model=model_summary, z=z)
+    cols = ["moment", "touchpoint", "reached", "feedback", "score_mean", "score_ci_low", "score_ci_high",
+            "score_diff", "score_p", "score_q", "share_negative", "share_negative_ci_low", "share_negative_ci_high",
+            "sentiment_mean", "sentiment_ci_low", "sentiment_ci_high", "at_risk", "left", "left_after",
+            "left_after_ci_low", "left_after_ci_high", "dropoff_or", "dropoff_ci_low", "dropoff_ci_high",
+            "dropoff_step", "dropoff_p", "dropoff_q", "customers_lost", "value_at_risk", "pain_point", "flag", "rank"]
+    return rows[cols]
+
+
+# --------------------------------------------------------------------------- emotion curve
+def emotion_curve(table: pd.DataFrame, *, measure: str = "score") -> pd.DataFrame:
+    """The voice along the journey in map order: touchpoints with feedback, their mean
+    (``measure="score"``: 0-100 score; ``"sentiment"``: text sentiment -1..1), interval,
+    moment and whether they are pain points. ``table`` is :func:`pain_points`' output."""
+    if measure not in ("score", "sentiment"):
+        raise ValueError(f"measure={measure!r} must be 'score' or 'sentiment'")
+    cols = [f"{measure}_mean", f"{measure}_ci_low", f"{measure}_ci_high"]
+    out = table[table[cols[0]].notna()][["moment", "touchpoint", "feedback", *cols, "pain_point"]].copy()
+    out.columns = ["moment", "touchpoint", "feedback", "mean", "ci_low", "ci_high", "pain_point"]
+    return out.reset_index(drop=True)
+
+
+def plot_emotion_curve(table: pd.DataFrame, *, measure: str = "score", ax=None):
+    """The emotional curve: mean voice per touchpoint in journey order with its interval band,
+    moments of truth shaded, the journey baseline dashed, pain points marked in red."""
+    import matplotlib.pyplot as plt
+
+    curve = emotion_curve(table, measure=measure)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(7.0, 0.75 * len(curve) + 2), 4.6))
+    x = np.arange(len(curve))
+    for moment, idx in curve.groupby("moment", sort=False).groups.items():
+        lo, hi = min(idx) - 0.5, max(idx) + 0.5
+        ax.axvspan(lo, hi, color=_MOMENT_COLOURS.get(moment, "#eeeeee"), zorder=0)
+        ax.text((lo + hi) / 2, 1.0, moment, transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                fontsize=10, fontweight="bold", color="#444444")
+    ax.fill_between(x, curve["ci_low"], curve["ci_high"], color="#4c72b0", alpha=0.25, lw=0, zorder=2)
+    ax.plot(x, curve["mean"], "-o", color="#4c72b0", lw=2, ms=5, zorder=3)
+    pp = curve["pain_point"].fillna(False).astype(bool).to_numpy()
+    if pp.any():
+        ax.scatter(x[pp], curve["mean"][pp], s=140, facecolors="none", edgecolors="#c0392b", linewidths=2.2,
+                   zorder=4, label="pain point")
+        for i in np.flatnonzero(pp):
+            ax.annotate(curve["touchpoint"][i], (x[i], curve["mean"][i]), textcoords="offset points",
+                        xytext=(0, -18), ha="center", color="#c0392b", fontsize=8.5, fontweight="bold")
+    if measure == "score" and pd.notna(table.attrs.get("baseline_score", np.nan)):
+        ax.axhline(table.attrs["baseline_score"], ls="--", color="#666666", lw=1,
+                   label=f"journey baseline {table.attrs['baseline_score']:.0f}")
+    ax.set_xticks(x, [f"{t}\n(n={n:,})" for t, n in zip(curve["touchpoint"], curve["feedback"])],
+                  rotation=40, ha="right", fontsize=8.5)
+    ax.set_xlim(-0.5, len(curve) - 0.5)
+    ax.set_ylabel("mean score (0-100 within its scale)" if measure == "score" else "mean text sentiment (-1..1)")
+    ax.set_title("Emotional curve along the journey (band: 95% interval)", pad=18, fontsize=11)
+    if pp.any() or measure == "score":
+        ax.legend(loc="lower left", fontsize=8.5, frameon=True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return ax
+
+
+def plot_priority_matrix(table: pd.DataFrame, *, ax=None):
+    """Importance x performance: customers reached (log scale) against mean score, one point
+    per touchpoint with feedback, sized by value at risk, pain points in red; the dashed lines
+    are the journey baseline score and the median reach, splitting the four quadrants
+    ("fix first" is top-reach, low-score)."""
+    import matplotlib.pyplot as plt
+
+    d = table[table["score_mean"].notna() & (table["reached"] > 0)].copy()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 5.5))
+    if d.empty:
+        ax.text(0.5, 0.5, "no touchpoint has both feedback and events", ha="center", transform=ax.transAxes)
+        return ax
+    var = d["value_at_risk"].fillna(0)
+    size = 40 + 400 * (var / var.max() if var.max() > 0 else 0)
+    colours = np.where(d["pain_point"], "#c0392b", "#4c72b0")
+    ax.scatter(d["reached"], d["score_mean"], s=size, c=colours, alpha=0.75, edgecolors="white", zorder=3)
+    for _, r in d.iterrows():
+        ax.annotate(r["touchpoint"], (r["reached"], r["score_mean"]), textcoords="offset points", xytext=(6, 4),
+                    fontsize=8.5, color="#c0392b" if r["pain_point"] else "#333333")
+    ax.set_xscale("log")
+    lo, hi = float(d["score_mean"].min()), float(d["score_mean"].max())
+    pad = max(hi - lo, 5.0) * 0.14
+    ax.set_ylim(lo - pad, hi + pad)          # empty bands for the quadrant labels
+    base = table.attrs.get("baseline_score", float(d["score_mean"].mean()))
+    ax.axhline(base, ls="--", color="#888888", lw=1)
+    ax.axvline(float(d["reached"].median()), ls="--", color="#888888", lw=1)
+    box = dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85)
+    ax.text(0.99, 0.015, "fix first: many customers, low score", transform=ax.transAxes, ha="right",
+            fontsize=8.5, color="#c0392b", bbox=box, zorder=5)
+    ax.text(0.99, 0.985, "keep: many customers, high score", transform=ax.transAxes, ha="right", va="top",
+            fontsize=8.5, color="#555555", bbox=box, zorder=5)
+    ax.set_xlabel("customers reached (log scale)  — importance")
+    ax.set_ylabel("mean score (0-100)  — performance")
+    ax.set_title("Priority matrix (point size: value at risk; red: pain point)", fontsize=11)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return ax
+
+
+# --------------------------------------------------------------------------- circular journey
+def circular_journey(data, *, journey=None, feedback=None, window="90D", alpha: float = 0.05,
+                     sentiment_model=None) -> pd.DataFrame:
+    """The circle: who shares their experience (UMOT), in what mood, and who comes back.
+
+    Rows (``measure``, ``n``, ``base``, ``rate``, ``ci_low``, ``ci_high``):
+    ``reach_umot``: customers with a UMOT event, of all customers; ``umot_negative``: UMOT
+    feedback in the negative class of its scale, of UMOT feedback with a score;
+    ``return_to_zmot_fmot``: customers with a ZMOT or FMOT event within ``window`` after
+    their first UMOT event, of UMOT customers (the sharer re-entering the journey, as one
+    customer's UMOT is another's ZMOT); ``repurchase_after_umot``: customers converting
+    within ``window`` after their first UMOT event, of UMOT customers. Wilson intervals.
+    ``attrs["umot_score_mean"]``: mean 0-100 score of UMOT feedback.
+    """
+    from .journey import parse_duration
+
+    jm = JourneyMap.coerce(journey)
+    t, fb = _frames(data, feedback)
+    td = parse_duration(window, key="window")
+    umot = list(jm.moment("UMOT").touchpoints) if "UMOT" in jm.moment_ids else []
+    if not umot:
+        raise ValueError("the journey map has no UMOT moment: the circular journey needs one")
+    early = [x for m in ("ZMOT", "FMOT") if m in jm.moment_ids for x in jm.moment(m).touchpoints]
+    n_all = int(t.customer_id.nunique().to_pandas())
+    first_u = (t.filter(t.touchpoint.isin(umot)).group_by("customer_id").aggregate(_u=t.ts.min()))
+    n_u = int(first_u.count().to_pandas())
+    later = t.join(first_u, "customer_id")
+    within = later.filter((later.ts > later._u) & (later.ts <= later._u + td))
+    back = int(within.filter(within.touchpoint.isin(early)).customer_id.nunique().to_pandas())
+    rebuy = int(within.filter(within.touchpoint == jm.conversion).customer_id.nunique().to_pandas())
+    neg = scored = 0
+    score_mean = np.nan
+    if fb is not None and len(fb) and "score" in fb.columns:
+        fu = fb[fb["touchpoint"].isin(umot) & fb["score"].notna()]
+        scored = len(fu)
+        neg = int(_negative(fu["score"], fu["scale"]).sum())
+        score_mean = float(np.nanmean(normalised_score(fu["score"], fu["scale"]))) if scored else np.nan
+    rows = pd.DataFrame({"measure": ["reach_umot", "umot_negative", "return_to_zmot_fmot", "repurchase_after_umot"],
+                         "n": [n_u, neg, back, rebuy], "base": [n_all, scored, n_u, n_u]})
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rows["rate"] = rows["n"] / rows["base"].where(rows["base"] > 0)
+    rows["ci_low"], rows["ci_high"] = wilson_ci(rows["n"], rows["base"], alpha=alpha)
+    rows.attrs.update(umot_score_mean=score_mean, window=str(window), umot_touchpoints=umot)
+    return rows

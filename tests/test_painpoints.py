@@ -1,0 +1,120 @@
+"""cxlab.painpoints: planted pain point recovered, numbers equal independent computations."""
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxlab.datasets import simulate_journeys
+from cxlab.painpoints import (circular_journey, emotion_curve, normalised_score, pain_points, plot_emotion_curve,
+                              plot_priority_matrix)
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate_journeys(20_000, seed=2)
+
+
+@pytest.fixture(scope="module")
+def table(sim):
+    events, feedback, _ = sim
+    return pain_points((events, feedback))
+
+
+def test_planted_pain_point_ranks_first_and_is_significant(sim, table):
+    _, _, truth = sim
+    planted = truth.pain_points.touchpoint.iloc[0]
+    top = table.sort_values("rank").iloc[0]
+    assert top.touchpoint == planted and top.pain_point and top.flag == "voice and behaviour"
+    assert top.moment == truth.pain_points.moment.iloc[0]
+    # the planted odds ratio (2.5 at checkout) is inside the interval, at the right step
+    assert top.dropoff_step == "checkout" and top.dropoff_ci_low < 2.5 < top.dropoff_ci_high
+    assert top.score_q < 1e-6 and top.dropoff_q < 1e-6
+
+
+def test_no_unplanted_behaviour_flags(sim, table):
+    _, _, truth = sim
+    planted = set(truth.dropoff_effects.term) | {"popup_shown"}
+    flagged = set(table.loc[table.flag.str.contains("behaviour"), "touchpoint"])
+    assert flagged <= planted and "registration_form" in flagged
+    # planted voice effects (return requests -0.8) show up; a planted positive one never does
+    assert table.set_index("touchpoint").loc["return_request", "pain_point"]
+    assert not table.set_index("touchpoint").loc[["delivery", "product_use", "checkout"], "pain_point"].any()
+
+
+def test_voice_numbers_equal_a_pandas_computation(sim, table):
+    from scipy import stats
+
+    _, feedback, _ = sim
+    f = feedback.assign(norm=normalised_score(feedback.score, feedback.scale))
+    inside = f[f.touchpoint == "registration_form"].norm
+    outside = f[f.touchpoint != "registration_form"].norm
+    row = table.set_index("touchpoint").loc["registration_form"]
+    assert row.feedback == len(inside)
+    assert row.score_mean == pytest.approx(inside.mean())
+    assert row.score_diff == pytest.approx(inside.mean() - outside.mean())
+    assert row.score_p == pytest.approx(stats.ttest_ind(inside, outside, equal_var=False).pvalue, rel=1e-6)
+    neg = f[(f.touchpoint == "registration_form")]
+    expected_neg = (((neg.scale == "nps") & (neg.score <= 6)) | ((neg.scale == "stars") & (neg.score <= 2))).mean()
+    assert row.share_negative == pytest.approx(expected_neg)
+    assert row.share_negative_ci_low < row.share_negative < row.share_negative_ci_high
+
+
+def test_reach_and_left_after_equal_a_pandas_computation(sim, table):
+    events, _, _ = sim
+    row = table.set_index("touchpoint").loc["popup_shown"]
+    seen = events[events.touchpoint == "popup_shown"].groupby("customer_id").ts.min()
+    conv = events[events.touchpoint == "purchase"].groupby("customer_id").ts.min()
+    j = seen.to_frame("seen").join(conv.rename("conv"))
+    in_play = j[j.conv.isna() | (j.conv >= j.seen)]
+    assert row.reached == len(seen)
+    assert row.at_risk == len(in_play) and row.left == in_play.conv.isna().sum()
+
+
+def test_emotion_curve_and_plots(table, tmp_path):
+    curve = emotion_curve(table)
+    assert list(curve.touchpoint) == [t for t in table.touchpoint if t in set(curve.touchpoint)]   # map order
+    assert (curve.ci_low <= curve["mean"]).all() and (curve["mean"] <= curve.ci_high).all()
+    assert curve.set_index("touchpoint").loc["registration_form", "pain_point"]
+    ax = plot_emotion_curve(table)
+    ax.figure.savefig(tmp_path / "curve.png")
+    assert "registration_form" in [t.get_text() for t in ax.texts]
+    ax = plot_priority_matrix(table)
+    assert ax.get_xscale() == "log"
+    with pytest.raises(ValueError, match="measure"):
+        emotion_curve(table, measure="mood")
+
+
+def test_segments_and_periods(sim):
+    events, feedback, _ = sim
+    seg = pain_points((events, feedback), segment="device", sentiment_model=None)
+    assert set(seg.device) == set(events.device.dropna())
+    per_level = seg.groupby("device").reached.sum()
+    for dev, n in per_level.items():
+        sub = events[events.device == dev]
+        assert n == sub[sub.touchpoint.isin(seg.touchpoint)].groupby("touchpoint").customer_id.nunique().sum()
+    first_half = pain_points((events, feedback), period=("2026-01-01", "2026-04-01"), sentiment_model=None)
+    fb = feedback[(feedback.ts >= pd.Timestamp("2026-01-01", tz="UTC")) & (feedback.ts < pd.Timestamp("2026-04-01", tz="UTC"))]
+    assert first_half.feedback.sum() == fb.touchpoint.isin(first_half.touchpoint).sum()
+    with pytest.raises(ValueError, match="did you mean 'device'"):
+        pain_points((events, feedback), segment="devices")
+    with pytest.raises(ValueError, match="alpha"):
+        pain_points((events, feedback), alpha=5)
+
+
+def test_circular_journey_equals_pandas(sim):
+    events, feedback, _ = sim
+    out = circular_journey((events, feedback), window="90D").set_index("measure")
+    umot = ["review_written", "social_share", "survey_response"]
+    first = events[events.touchpoint.isin(umot)].groupby("customer_id").ts.min().rename("u")
+    later = events.join(first, on="customer_id", how="inner")
+    within = later[(later.ts > later.u) & (later.ts <= later.u + pd.Timedelta("90D"))]
+    early = ["search", "ad_click", "social_post_view", "review_read", "newsletter_open", "home_page",
+             "popup_shown", "product_page", "add_to_cart", "registration_form", "checkout", "purchase",
+             "store_visit", "sales_call"]
+    assert out.loc["reach_umot", "n"] == len(first)
+    assert out.loc["reach_umot", "base"] == events.customer_id.nunique()
+    assert out.loc["return_to_zmot_fmot", "n"] == within[within.touchpoint.isin(early)].customer_id.nunique()
+    assert out.loc["repurchase_after_umot", "n"] == within[within.touchpoint == "purchase"].customer_id.nunique()
+    assert np.all(out.ci_low.dropna() <= out.rate.dropna())
