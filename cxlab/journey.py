@@ -18,7 +18,9 @@ import yaml
 from .exceptions import JourneyMapError, did_you_mean
 
 PHASES = ("before", "during", "after")
-_KEYS = ("name", "moments", "funnel", "conversion", "conversion_window", "session_gap")
+_KEYS = ("name", "moments", "funnel", "conversion", "conversion_window", "session_gap", "roles")
+#: optional ``roles:``: which touchpoints play a part the KPIs need (cxlab.kpis)
+ROLES = ("care_contact", "care_reply", "care_resolution", "upgrade")
 _MOMENT_KEYS = ("id", "label", "phase", "touchpoints")
 _DURATION = re.compile(r"^\s*-?\d+(\.\d+)?\s*[A-Za-z]+\s*$")
 
@@ -123,6 +125,7 @@ class JourneyMap:
     conversion: str
     conversion_window: pd.Timedelta
     session_gap: pd.Timedelta
+    role_map: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -187,8 +190,32 @@ class JourneyMap:
                                   "moment" + did_you_mean(str(conversion), owner))
         window = parse_duration(data.get("conversion_window", "7D"), key="conversion_window")
         gap = parse_duration(data.get("session_gap", "30min"), key="session_gap")
+        roles = cls._parse_roles(data.get("roles"), owner)
         return cls(name=str(data.get("name", source)), moments=moments, funnel=tuple(funnel),
-                   conversion=conversion, conversion_window=window, session_gap=gap)
+                   conversion=conversion, conversion_window=window, session_gap=gap,
+                   role_map=roles)
+
+    @staticmethod
+    def _parse_roles(raw, owner) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, dict):
+            raise JourneyMapError("roles", f"must be a mapping role -> touchpoints, roles: {ROLES}")
+        out = []
+        for role, tps in raw.items():
+            if role not in ROLES:
+                raise JourneyMapError(f"roles.{role}", f"unknown role; roles: {ROLES}"
+                                      + did_you_mean(str(role), ROLES))
+            if isinstance(tps, str):
+                tps = [tps]
+            if not isinstance(tps, list) or not tps or not all(isinstance(t, str) and t for t in tps):
+                raise JourneyMapError(f"roles.{role}", "must be a touchpoint or a non-empty list of them")
+            for tp in tps:
+                if tp not in owner:
+                    raise JourneyMapError(f"roles.{role}", f"{tp!r} is not a touchpoint of any "
+                                          "moment" + did_you_mean(tp, owner))
+            out.append((role, tuple(tps)))
+        return tuple(out)
 
     @staticmethod
     def _parse_moments(raw) -> tuple[Moment, ...]:
@@ -224,6 +251,11 @@ class JourneyMap:
     def touchpoints(self) -> tuple[str, ...]:
         """Every touchpoint in map order (moment by moment)."""
         return tuple(tp for m in self.moments for tp in m.touchpoints)
+
+    @property
+    def roles(self) -> dict[str, tuple[str, ...]]:
+        """The ``roles:`` section: role -> touchpoints (empty when the map has none)."""
+        return dict(self.role_map)
 
     @property
     def moment_ids(self) -> tuple[str, ...]:
@@ -268,6 +300,7 @@ class JourneyMap:
             "conversion": self.conversion,
             "conversion_window": _format_duration(self.conversion_window),
             "session_gap": _format_duration(self.session_gap),
+            **({"roles": {r: list(tps) for r, tps in self.role_map}} if self.role_map else {}),
         }
 
     def to_yaml(self, path=None) -> str:

@@ -118,7 +118,9 @@ def _frames(data, feedback):
         events, feedback = data
     else:
         events = data
-    t = as_table(events)
+    t = None if events is None else as_table(events)
+    if t is None and feedback is None:
+        raise ValueError("pain_points needs events, feedback or both (a Workspace gives both)")
     if feedback is not None and not isinstance(feedback, pd.DataFrame):
         feedback = feedback.to_pandas()
     return t, feedback
@@ -182,9 +184,18 @@ def pain_points(data, *, journey=None, feedback=None, segment=None, period=None,
                           for p in period)
         except (TypeError, ValueError) as err:
             raise ValueError(f"period={period!r} must be (start, end) dates: {err}") from None
-        t = t.filter((t.ts >= start) & (t.ts < end))
+        if t is not None:
+            t = t.filter((t.ts >= start) & (t.ts < end))
         if fb is not None:
             fb = fb[(fb["ts"] >= start) & (fb["ts"] < end)]
+    if segment is not None and t is None:
+        if segment not in fb.columns:
+            raise ValueError(f"segment={segment!r} is not a column of the feedback"
+                             + did_you_mean(segment, fb.columns))
+        blocks = [_pain_points(None, fb[fb[segment] == lv], jm, alpha, sentiment_model, value_per_customer,
+                               window).assign(**{segment: lv}) for lv in sorted(fb[segment].dropna().unique())]
+        out = pd.concat(blocks, ignore_index=True)
+        return out[[segment] + [c for c in out.columns if c != segment]]
     if segment is not None:
         if segment not in t.columns:
             raise ValueError(f"segment={segment!r} is not a column of events" + did_you_mean(segment, t.columns)
@@ -223,56 +234,11 @@ def _estimable_terms(t, jm: JourneyMap, candidates, window) -> dict:
     return out
 
 
-def _pain_points(t, fb, jm: JourneyMap, alpha, sentiment_model, value_per_customer, window) -> pd.DataFrame:
+def _behaviour(rows: pd.DataFrame, t, jm: JourneyMap, alpha, window):
+    """Drop-off columns: step-specific odds ratios from the drop-off model, left after."""
     from .funnel import funnel
 
     tps = list(jm.touchpoints)
-    reached = (t.filter(t.touchpoint.isin(tps)).group_by("touchpoint")
-               .aggregate(reached=t.customer_id.nunique()).to_pandas())
-    rows = pd.DataFrame({"moment": [jm.moment_of(x) for x in tps], "touchpoint": tps})
-    rows = rows.merge(reached, on="touchpoint", how="left")
-    rows["reached"] = rows["reached"].fillna(0).astype("int64")
-
-    # ---------------------------------------------------------------- voice
-    z = 1.0
-    base_mean = np.nan
-    if fb is not None and len(fb) and "score" in fb.columns:
-        f = fb.copy()
-        f["_norm"] = normalised_score(f["score"], f["scale"]) if "scale" in f.columns else np.nan
-        f["_neg"] = _negative(f["score"], f["scale"]) if "scale" in f.columns else False
-        f.loc[f["score"].isna(), "_neg"] = False
-        sent = _text_sentiment(f, sentiment_model)
-        f["_sent"] = sent if sent is not None else np.nan
-        base_mean = float(f["_norm"].mean())
-        stats = []
-        for tp in tps:
-            inside = f[f["touchpoint"] == tp]
-            outside = f[f["touchpoint"] != tp]
-            sm, slo, shi = _mean_ci(inside["_norm"], alpha)
-            tm, tlo, thi = _mean_ci(inside["_sent"], alpha)
-            scored = int(inside["score"].notna().sum())
-            neg = int(inside["_neg"].sum())
-            stats.append({"touchpoint": tp, "feedback": len(inside), "score_mean": sm, "score_ci_low": slo,
-                          "score_ci_high": shi, "score_diff": sm - float(outside["_norm"].mean()),
-                          "score_p": _welch(inside["_norm"], outside["_norm"]),
-                          "negative": neg, "scored": scored,
-                          "sentiment_mean": tm, "sentiment_ci_low": tlo, "sentiment_ci_high": thi})
-        rows = rows.merge(pd.DataFrame(stats), on="touchpoint", how="left")
-        lo, hi = wilson_ci(rows["negative"], rows["scored"], alpha=alpha)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rows["share_negative"] = rows["negative"] / rows["scored"].where(rows["scored"] > 0)
-        rows["share_negative_ci_low"], rows["share_negative_ci_high"] = lo, hi
-        rows["score_q"] = bh_qvalues(rows["score_p"])
-        rows = rows.drop(columns=["negative", "scored"])
-    else:
-        for c in ("feedback",):
-            rows[c] = 0
-        for c in ("score_mean", "score_ci_low", "score_ci_high", "score_diff", "score_p", "score_q",
-                  "sentiment_mean", "sentiment_ci_low", "sentiment_ci_high", "share_negative",
-                  "share_negative_ci_low", "share_negative_ci_high"):
-            rows[c] = np.nan
-
-    # ---------------------------------------------------------------- behaviour
     steps = list(jm.funnel)
     conv = jm.conversion
     candidates = [x for x in tps if x not in steps and x != conv and jm.moment_of(x) in ("ZMOT", "FMOT")
@@ -328,10 +294,83 @@ def _pain_points(t, fb, jm: JourneyMap, alpha, sentiment_model, value_per_custom
         rows["left_after"] = rows["left"] / rows["at_risk"].where(rows["at_risk"] > 0)
     rows["left_after_ci_low"], rows["left_after_ci_high"] = wilson_ci(rows["left"], rows["at_risk"], alpha=alpha)
 
+    return rows, model_summary
+
+
+def _pain_points(t, fb, jm: JourneyMap, alpha, sentiment_model, value_per_customer, window) -> pd.DataFrame:
+
+    tps = list(jm.touchpoints)
+    if t is not None:
+        reached = (t.filter(t.touchpoint.isin(tps)).group_by("touchpoint")
+                   .aggregate(reached=t.customer_id.nunique()).to_pandas())
+    else:                                   # voice only: who gave feedback there
+        who = fb["customer_id"] if "customer_id" in fb.columns else fb.index.to_series()
+        reached = who.groupby(fb["touchpoint"]).nunique().rename("reached").reset_index()
+    rows = pd.DataFrame({"moment": [jm.moment_of(x) for x in tps], "touchpoint": tps})
+    rows = rows.merge(reached, on="touchpoint", how="left")
+    rows["reached"] = rows["reached"].fillna(0).astype("int64")
+
+    # ---------------------------------------------------------------- voice
+    z = 1.0
+    base_mean = np.nan
+    if fb is not None and len(fb):
+        f = fb.copy()
+        if "score" not in f.columns:
+            f["score"] = np.nan
+        if "scale" not in f.columns:
+            f["scale"] = None
+        f["_norm"] = normalised_score(f["score"], f["scale"])
+        f["_neg"] = _negative(f["score"], f["scale"])
+        f.loc[f["score"].isna(), "_neg"] = False
+        sent = _text_sentiment(f, sentiment_model)
+        f["_sent"] = sent if sent is not None else np.nan
+        base_mean = float(f["_norm"].mean())
+        stats = []
+        for tp in tps:
+            inside = f[f["touchpoint"] == tp]
+            outside = f[f["touchpoint"] != tp]
+            sm, slo, shi = _mean_ci(inside["_norm"], alpha)
+            tm, tlo, thi = _mean_ci(inside["_sent"], alpha)
+            scored = int(inside["score"].notna().sum())
+            neg = int(inside["_neg"].sum())
+            stats.append({"touchpoint": tp, "feedback": len(inside), "score_mean": sm, "score_ci_low": slo,
+                          "score_ci_high": shi, "score_diff": sm - float(outside["_norm"].mean()),
+                          "score_p": _welch(inside["_norm"], outside["_norm"]),
+                          "negative": neg, "scored": scored,
+                          "sentiment_mean": tm, "sentiment_ci_low": tlo, "sentiment_ci_high": thi,
+                          "sentiment_diff": tm - float(outside["_sent"].mean()),
+                          "sentiment_p": _welch(inside["_sent"], outside["_sent"])})
+        rows = rows.merge(pd.DataFrame(stats), on="touchpoint", how="left")
+        lo, hi = wilson_ci(rows["negative"], rows["scored"], alpha=alpha)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rows["share_negative"] = rows["negative"] / rows["scored"].where(rows["scored"] > 0)
+        rows["share_negative_ci_low"], rows["share_negative_ci_high"] = lo, hi
+        rows["score_q"] = bh_qvalues(rows["score_p"])
+        rows["sentiment_q"] = bh_qvalues(rows["sentiment_p"])
+        rows = rows.drop(columns=["negative", "scored"])
+    else:
+        for c in ("feedback",):
+            rows[c] = 0
+        for c in ("score_mean", "score_ci_low", "score_ci_high", "score_diff", "score_p", "score_q",
+                  "sentiment_mean", "sentiment_ci_low", "sentiment_ci_high", "sentiment_diff", "sentiment_p",
+                  "sentiment_q", "share_negative",
+                  "share_negative_ci_low", "share_negative_ci_high"):
+            rows[c] = np.nan
+
+    # ---------------------------------------------------------------- behaviour
+    if t is not None:
+        rows, model_summary = _behaviour(rows, t, jm, alpha, window)
+    else:
+        model_summary = None
+        for c in ("dropoff_or", "dropoff_ci_low", "dropoff_ci_high", "dropoff_p", "dropoff_q", "at_risk", "left",
+                  "left_after", "left_after_ci_low", "left_after_ci_high"):
+            rows[c] = np.nan
+        rows["dropoff_step"] = None
     # ---------------------------------------------------------------- priority
     if value_per_customer is None:
+        conv = jm.conversion
         vals = (t.filter((t.touchpoint == conv) & t.value.notnull()).aggregate(v=t.value.mean()).to_pandas()
-                if "value" in t.columns else pd.DataFrame({"v": [np.nan]}))
+                if t is not None and "value" in t.columns else pd.DataFrame({"v": [np.nan]}))
         value_per_customer = float(vals["v"].iloc[0]) if pd.notna(vals["v"].iloc[0]) else 1.0
     orr = rows["dropoff_or"]
     af = np.where(orr > 1, (orr - 1) / orr, 0.0)
@@ -340,13 +379,15 @@ def _pain_points(t, fb, jm: JourneyMap, alpha, sentiment_model, value_per_custom
     rows["value_at_risk"] = rows["customers_lost"] * float(value_per_customer)
 
     voice_bad = (rows["score_diff"] < 0) & (rows["score_q"] < alpha)
+    if rows["score_mean"].isna().all():     # text-only feedback: the voice is the text sentiment
+        voice_bad = (rows["sentiment_diff"] < 0) & (rows["sentiment_q"] < alpha)
     behaviour_bad = (rows["dropoff_or"] > 1) & (rows["dropoff_q"] < alpha)
     measured = rows["dropoff_or"].notna()
     rows["pain_point"] = voice_bad & (behaviour_bad | ~measured)
     rows["flag"] = np.select([voice_bad & behaviour_bad, voice_bad, behaviour_bad],
                              ["voice and behaviour", "voice", "behaviour"], default="")
     order = rows.assign(_pp=~rows["pain_point"], _v=-rows["value_at_risk"].fillna(-1),
-                        _s=rows["score_diff"].fillna(np.inf))
+                        _s=rows["score_diff"].fillna(rows["sentiment_diff"]).fillna(np.inf))
     order = order.sort_values(["_pp", "_v", "_s"], kind="stable")
     rows.loc[order.index, "rank"] = np.arange(1, len(rows) + 1)
     rows["rank"] = rows["rank"].astype("int64")
@@ -354,7 +395,8 @@ def _pain_points(t, fb, jm: JourneyMap, alpha, sentiment_model, value_per_custom
                       dropoff_model=model_summary, z=z)
     cols = ["moment", "touchpoint", "reached", "feedback", "score_mean", "score_ci_low", "score_ci_high",
             "score_diff", "score_p", "score_q", "share_negative", "share_negative_ci_low", "share_negative_ci_high",
-            "sentiment_mean", "sentiment_ci_low", "sentiment_ci_high", "at_risk", "left", "left_after",
+            "sentiment_mean", "sentiment_ci_low", "sentiment_ci_high", "sentiment_diff", "sentiment_p",
+            "sentiment_q", "at_risk", "left", "left_after",
             "left_after_ci_low", "left_after_ci_high", "dropoff_or", "dropoff_ci_low", "dropoff_ci_high",
             "dropoff_step", "dropoff_p", "dropoff_q", "customers_lost", "value_at_risk", "pain_point", "flag", "rank"]
     return rows[cols]

@@ -118,3 +118,51 @@ def test_circular_journey_equals_pandas(sim):
     assert out.loc["return_to_zmot_fmot", "n"] == within[within.touchpoint.isin(early)].customer_id.nunique()
     assert out.loc["repurchase_after_umot", "n"] == within[within.touchpoint == "purchase"].customer_id.nunique()
     assert np.all(out.ci_low.dropna() <= out.rate.dropna())
+
+
+def test_voice_only_feedback_without_scores_uses_text_sentiment():
+    from cxlab.journey import JourneyMap
+
+    reasons = ["late", "lost bag", "booking"]
+    jm = JourneyMap.from_dict({"name": "complaints", "moments": [
+        {"id": "FMOT", "label": "booking", "phase": "before", "touchpoints": ["booking"]},
+        {"id": "SMOT", "label": "trip", "phase": "during", "touchpoints": ["late", "lost bag"]}],
+        "funnel": ["booking", "late"], "conversion": "late"})
+
+    class Fixed:                       # a scorer: the text is its own score
+        def predict(self, texts):
+            return pd.DataFrame({"score": [float(t) for t in texts]})
+
+    rng = np.random.default_rng(0)
+    fb = pd.DataFrame({"touchpoint": np.repeat(reasons, 200),
+                       "text": np.concatenate([rng.normal(-0.6, 0.3, 200), rng.normal(0, 0.3, 200),
+                                               rng.normal(0.1, 0.3, 200)]).astype(str)})
+    tab = pain_points(None, feedback=fb, journey=jm, sentiment_model=Fixed()).set_index("touchpoint")
+    assert tab.loc["late", "pain_point"] and tab.loc["late", "rank"] == 1
+    assert not tab.loc[["lost bag", "booking"], "pain_point"].any()
+    late = fb[fb.touchpoint == "late"].text.astype(float)
+    assert tab.loc["late", "sentiment_mean"] == pytest.approx(late.mean())
+    assert tab.loc["late", "reached"] == 200 and np.isnan(tab.loc["late", "dropoff_or"])
+    with pytest.raises(ValueError, match="needs events, feedback or both"):
+        pain_points(None)
+
+
+@pytest.mark.realdata
+def test_airline_complaint_reasons_by_text_sentiment():
+    from conftest import shared_file
+
+    from cxlab.journey import JourneyMap
+    from cxlab.sentiment import LexiconSentiment
+
+    tweets = pd.read_csv(shared_file("airline_tweets", "Tweets.csv"))
+    neg = tweets[tweets.negativereason.notna()].rename(columns={"negativereason": "touchpoint", "name": "customer_id"})
+    reasons = sorted(neg.touchpoint.unique())
+    jm = JourneyMap.from_dict({"name": "airline complaints", "moments": [
+        {"id": "SMOT", "label": "trip and care", "phase": "during", "touchpoints": reasons}],
+        "funnel": reasons[:2], "conversion": reasons[1]})
+    tab = pain_points(None, feedback=neg[["customer_id", "touchpoint", "text"]], journey=jm,
+                      sentiment_model=LexiconSentiment())
+    top = tab.sort_values("rank").iloc[0]
+    # measured: cancelled flights carry the most negative wording (VADER -0.13 vs -0.01 elsewhere)
+    assert top.touchpoint == "Cancelled Flight" and top.pain_point and top.sentiment_q < 1e-6
+    assert tab.feedback.sum() == len(neg)
