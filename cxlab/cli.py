@@ -1,7 +1,9 @@
-"""The ``cxlab`` command line: pull exports, simulate journeys, run the demo.
+"""The ``cxlab`` command line: pull exports, simulate journeys, run reports and the demo.
 
 Exit status: 0 on success; 2 with the error on stderr when an export or an argument is
-refused (the workspace is then unchanged); 1 on an unexpected failure.
+refused (the workspace is then unchanged; for ``report``, nothing ran); 1 when a report
+notebook failed or on an unexpected failure; 75 (EX_TEMPFAIL) when another report run holds
+the reports folder's lock.
 """
 from __future__ import annotations
 
@@ -84,6 +86,119 @@ def _cmd_demo(args) -> int:
     print(f"report: {Path(run.html).resolve()}")
     return 0
 
+EXIT_LOCKED = 75  # sysexits EX_TEMPFAIL: try again later
+
+
+def _report_names(name: str) -> list[str]:
+    from .reports import available
+
+    if name != "all":
+        return [name]
+    names = [n for n in available() if not n.endswith(SKIPPED_BY_ALL)]
+    first = [n for n in RUN_FIRST if n in names]
+    return first + [n for n in names if n not in first]
+
+
+SKIPPED_BY_ALL = "_real_data"  # need ../shared/data: run them by name
+RUN_FIRST = ("pull",)  # pulls the latest exports before the analyses read the workspace
+
+
+def _cmd_report_list() -> int:
+    from .reports import ReportParameterError, available, report_parameters
+
+    for name in available():
+        marker = "" if not name.endswith(SKIPPED_BY_ALL) else "   (not in `report all`)"
+        print(f"{name}{marker}")
+        try:
+            declared = report_parameters(name)
+        except ReportParameterError as exc:  # one broken notebook does not hide the others
+            print(f"    cannot run: {exc}")
+            continue
+        for p in declared.values():
+            if p.name == "metrics_path":
+                continue
+            print(f"    {p}")
+    return 0
+
+
+def _report_plan(args) -> list[tuple[str, dict]]:
+    """(name, parameters) per report, every value checked before anything runs."""
+    from .reports import ReportParameterError, check_parameters, parse_parameter, report_parameters
+
+    names = _report_names(args.name)
+    if not names:
+        raise ReportParameterError("no report notebooks to run")
+    plan, used = [], set()
+    for name in names:
+        declared = report_parameters(name)
+        params = {}
+        for text in args.param or []:
+            key = text.split("=", 1)[0].strip()
+            if args.name == "all" and key not in declared:
+                continue  # `report all`: a parameter goes to the reports that declare it
+            key, value = parse_parameter(text, declared, report=name)
+            params[key] = value
+            used.add(key)
+        if args.workspace is not None:
+            if "workspace" in declared:
+                params["workspace"] = parse_parameter(f"workspace={args.workspace}", declared,
+                                                      report=name)[1]
+            elif args.name != "all":
+                raise ReportParameterError(f"report {name!r} has no workspace parameter; "
+                                           f"drop --workspace")
+        plan.append((name, check_parameters(name, params)))
+    if args.name == "all":
+        unknown = [t.split("=", 1)[0].strip() for t in args.param or []
+                   if t.split("=", 1)[0].strip() not in used]
+        if unknown:
+            raise ReportParameterError(f"no report declares the parameter {unknown[0]!r}; see "
+                                       f"cxlab report --list")
+    return plan
+
+
+def _cmd_report(args) -> int:
+    from .reports import ReportError, ReportLockedError, report_lock, run_notebook, write_index
+
+    if args.list:
+        return _cmd_report_list()
+    if not args.name:
+        print("cxlab report: error: give a report NAME, `all` or --list", file=sys.stderr)
+        return 2
+    try:
+        plan = _report_plan(args)  # refuses bad input before taking the lock or writing
+    except FileNotFoundError as exc:
+        print(f"cxlab report: error: {exc}", file=sys.stderr)
+        return 2
+    failed = []
+    try:
+        with report_lock(args.out):
+            steps = plan
+            if len(plan) > 1 and not args.no_progress:
+                from tqdm.auto import tqdm
+
+                steps = tqdm(plan, desc="reports", unit="report")
+            for name, params in steps:
+                if len(plan) > 1:
+                    print(f"running {name}", file=sys.stderr)
+                try:
+                    run = run_notebook(name, params, out=args.out, date=args.date,
+                                       progress=not args.no_progress, index=False)
+                except ReportError as exc:
+                    failed.append(name)
+                    print(f"cxlab report: error: {exc}", file=sys.stderr)
+                    continue
+                print(f"{name}: {Path(run.html).resolve()}")
+            index = write_index(args.out)
+    except ReportLockedError as exc:
+        print(f"cxlab report: error: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    print(f"index: {Path(index).resolve()}")
+    if failed:
+        print(f"cxlab report: {len(failed)} of {len(plan)} reports failed: {', '.join(failed)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cxlab", description=__doc__.splitlines()[0])
@@ -118,6 +233,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--journey", help="journey map YAML (default: the shipped map)")
     p.add_argument("--workspace")
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser(
+        "report", help="run a report notebook with parameters: HTML, notebook and metrics.json",
+        description="Run notebooks/reports/NAME.ipynb with papermill and write "
+                    "<out>/<date>/NAME.html, .ipynb and .metrics.json, then <out>/index.html. "
+                    "`all` runs every report except those ending in _real_data (pull first). "
+                    "Values are literals checked against the notebook's parameters cell; "
+                    "nothing given is run as code.")
+    p.add_argument("name", nargs="?", help="report name (see --list), or `all`")
+    p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
+                   help="parameter, repeatable: -p period_end=2026-11-30 -p alpha=0.01")
+    p.add_argument("--workspace", help="sets the report's workspace parameter")
+    p.add_argument("--out", default="reports", help="reports folder (default: reports)")
+    p.add_argument("--date", help="folder date YYYY-MM-DD (default: today)")
+    p.add_argument("--list", action="store_true", help="list reports and their parameters")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("demo", help="simulate an export, pull it with the pull notebook, write the report")
     p.add_argument("--customers", type=int, default=20_000)

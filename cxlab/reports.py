@@ -11,6 +11,14 @@ images embedded) and only then moves the results to ``reports/<YYYY-MM-DD>/``::
 A run that fails leaves the earlier report of the day untouched and keeps the executed
 notebook as ``<name>.failed.ipynb`` next to it, so the traceback can be read.
 
+Parameters given to a run are checked against the notebook's ``parameters`` cell before
+anything runs (:func:`report_parameters`, :func:`parse_parameter`): only declared names,
+only literals of the declared type; nothing given is ever evaluated as code. A run holds
+``<out>/.lock`` (:func:`report_lock`) so two runs cannot write the same folder at once,
+and every run regenerates ``<out>/index.html`` (:func:`write_index`): all runs, their
+status and the trend of their headline numbers, each compared with the previous run
+(:func:`compare_with_previous`).
+
 Examples
 --------
 >>> from cxlab.reports import run_notebook
@@ -20,6 +28,8 @@ PosixPath('reports/2026-06-30/pull.html')
 """
 from __future__ import annotations
 
+import ast
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -34,7 +44,19 @@ from pathlib import Path
 from .exceptions import CxlabError, did_you_mean
 
 KERNEL = "python3"
-_RESERVED = ("cxlab_version", "created_at", "parameters", "workspace")
+_RESERVED = ("cxlab_version", "created_at", "parameters", "workspace", "run")
+_SET_BY_RUN = ("metrics_path",)  # parameters the run sets itself
+
+
+class ReportParameterError(CxlabError, ValueError):
+    """A parameter given to a report is refused: unknown name, wrong type or not a literal.
+
+    Raised before anything runs (``cxlab report`` exits with status 2).
+    """
+
+
+class ReportLockedError(CxlabError, RuntimeError):
+    """Another run holds the reports folder's lock (``<out>/.lock``)."""
 
 
 class ReportError(CxlabError, RuntimeError):
@@ -115,8 +137,7 @@ def notebook_path(name: str) -> Path:
         Listing the reports that exist, with a "did you mean" hint.
     """
     stem = Path(str(name)).name
-    if stem.endswith(".ipynb"):
-        stem = stem[: -len(".ipynb")]
+    stem = stem.removesuffix(".ipynb")
     for d in _report_dirs():
         p = d / f"{stem}.ipynb"
         if p.is_file():
@@ -228,7 +249,7 @@ def write_metrics(path, metrics: dict, *, parameters: dict | None = None, worksp
 
     doc = dict(metrics)
     doc["cxlab_version"] = __version__
-    doc["created_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    doc["created_at"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     doc["parameters"] = dict(parameters or {})
     doc["workspace"] = workspace_fingerprint(workspace) if workspace is not None else None
     text = json.dumps(_clean(json.loads(json.dumps(doc, default=_json_default))), indent=2,
@@ -241,11 +262,545 @@ def write_metrics(path, metrics: dict, *, parameters: dict | None = None, worksp
     return path
 
 
+# --------------------------------------------------------------------------- parameters
+_SCALARS = (str, int, float, bool, type(None))
+_TYPE_NAMES = {str: "str", int: "int", float: "float", bool: "bool", type(None): "None", list: "list"}
+_MAX_VALUE_CHARS = 4096
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One entry of a report notebook's ``parameters`` cell.
+
+    ``type`` is the type of the default literal (``"str"``, ``"int"``, ``"float"``,
+    ``"bool"``, ``"None"`` or ``"list"``); ``help`` is the line's ``# comment``.
+    """
+
+    name: str
+    type: str
+    default: object
+    help: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.name}: {self.type} = {self.default!r}"
+        return f"{text}  # {self.help}" if self.help else text
+
+
+def _is_plain_literal(value) -> bool:
+    if isinstance(value, _SCALARS):
+        return True
+    return isinstance(value, list) and all(isinstance(v, _SCALARS) for v in value)
+
+
+def _parameters_cell(nb) -> str | None:
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            return cell.source
+    return None
+
+
+def report_parameters(name) -> dict[str, Parameter]:
+    """The parameters a report declares, read from its ``parameters`` cell with :mod:`ast`.
+
+    The cell may hold only ``name = <literal>`` or ``name: type = <literal>`` lines, each
+    optionally followed by a ``# comment``; a literal is a str, int, float, bool, None or
+    a list of those. Nothing in the notebook is executed.
+
+    Parameters
+    ----------
+    name : str
+        The report (see :func:`notebook_path`).
+
+    Returns
+    -------
+    dict
+        Name -> :class:`Parameter`, in the cell's order (``metrics_path`` included).
+
+    Raises
+    ------
+    ReportParameterError
+        The notebook has no ``parameters`` cell, or the cell holds anything else.
+    """
+    import nbformat
+
+    path = notebook_path(name)
+    source = _parameters_cell(nbformat.read(path, as_version=4))
+    if source is None:
+        raise ReportParameterError(f"report {path.stem!r} has no cell tagged 'parameters'")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise ReportParameterError(f"report {path.stem!r}: parameters cell line {exc.lineno}: "
+                                   f"{exc.msg}") from None
+    lines = source.splitlines()
+    out: dict[str, Parameter] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            target, value = node.targets[0].id, node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            target, value = node.target.id, node.value
+        else:
+            raise ReportParameterError(
+                f"report {path.stem!r}: parameters cell line {node.lineno} is not a `name = <literal>` "
+                f"assignment; move computed values to the next cell")
+        try:
+            default = ast.literal_eval(value)
+        except (ValueError, TypeError, SyntaxError):
+            default = ...
+        if default is ... or not _is_plain_literal(default):
+            raise ReportParameterError(
+                f"report {path.stem!r}: parameter {target!r} (line {node.lineno}) is not a plain "
+                f"literal (str, int, float, bool, None or a list of those)")
+        line = lines[node.end_lineno - 1] if node.end_lineno else ""
+        comment = ""
+        for tok in _comments(line):
+            comment = tok
+        out[target] = Parameter(target, _TYPE_NAMES[type(default)], default, comment)
+    return out
+
+
+def _comments(line: str) -> list[str]:
+    import io
+    import tokenize
+
+    try:
+        return [t.string.lstrip("#").strip() for t in tokenize.generate_tokens(io.StringIO(line).readline)
+                if t.type == tokenize.COMMENT]
+    except (tokenize.TokenError, SyntaxError):
+        return []
+
+
+def _type_ok(value, declared: Parameter) -> bool:
+    kind = declared.type
+    if kind == "None":  # no type to go by: any plain literal
+        return _is_plain_literal(value)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "list":
+        if not (isinstance(value, list) and _is_plain_literal(value)):
+            return False
+        kinds = {type(v) for v in declared.default}
+        if len(kinds) == 1 and declared.default:  # a list of one type stays of that type
+            proto = Parameter(declared.name, _TYPE_NAMES[kinds.pop()], declared.default[0])
+            return all(_type_ok(v, proto) for v in value)
+        return True
+    return False
+
+
+def _contains_call(text: str) -> bool:
+    """Text that reads as a Python call (``f(x)``, ``os.system("...")``): refused for clarity.
+
+    Safe either way (a str value is injected as a string literal), but such a value is far
+    more likely an attempt to run code than a path or a date. ``x (1).csv`` is a path.
+    """
+    if not re.search(r"[A-Za-z_][\w.]*\(", text) and "lambda" not in text:
+        return False
+    try:
+        tree = ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError):
+        return False
+    return any(isinstance(n, (ast.Call, ast.Lambda)) for n in ast.walk(tree))
+
+
+def parse_parameter(text: str, declared: dict[str, Parameter], *, report: str = "report") -> tuple[str, object]:
+    """Parse one ``key=value`` given on the command line (``-p``) against the declarations.
+
+    The value is read with :func:`ast.literal_eval` (``0.01``, ``True``, ``"7D"``,
+    ``['app', 'web']``); a value that is no literal is taken as plain text only for a
+    ``str`` parameter (``-p period_end=2026-11-30``, ``-p window=7D``), and a ``str``
+    parameter given a number keeps the text as written. Nothing is ever evaluated as code.
+
+    Raises
+    ------
+    ReportParameterError
+        No ``=``; an unknown name (with a "did you mean" hint); a parameter the run sets
+        itself (``metrics_path``); a value of the wrong type; a value that is not a plain
+        literal; text that looks like code (a call) for a ``str`` parameter; control
+        characters.
+    """
+    if "=" not in text:
+        raise ReportParameterError(f"-p {text!r}: write NAME=VALUE, e.g. -p period_end=2026-11-30")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    _check_name(key, declared, report)
+    p = declared[key]
+    if len(raw) > _MAX_VALUE_CHARS:
+        raise ReportParameterError(f"-p {key}=...: the value is longer than {_MAX_VALUE_CHARS} characters")
+    stripped = raw.strip()
+    try:
+        value = ast.literal_eval(stripped) if stripped else ...
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        value = ...
+    if p.type == "str":
+        if not isinstance(value, str):
+            if value is ... and _contains_call(stripped):
+                raise ReportParameterError(
+                    f"-p {key}={raw!r} looks like code, which is never run; to pass this text "
+                    f"as a string, quote it: -p '{key}=\"...\"'")
+            value = raw
+    elif value is ...:
+        raise ReportParameterError(
+            f"-p {key}={raw!r} is not a plain literal; {key} is {p.type} (default {p.default!r}), "
+            f"e.g. -p {key}={p.default!r}")
+    return key, _check_value(key, value, p, report)
+
+
+def _check_name(key: str, declared: dict[str, Parameter], report: str):
+    if key in _SET_BY_RUN:
+        raise ReportParameterError(f"parameter {key!r} of report {report!r} is set by the run; "
+                                   f"it cannot be given")
+    if key not in declared:
+        names = [k for k in declared if k not in _SET_BY_RUN]
+        raise ReportParameterError(f"report {report!r} has no parameter {key!r}; its parameters are "
+                                   f"{', '.join(names) or 'none'}" + did_you_mean(key, names))
+
+
+def _check_value(key: str, value, p: Parameter, report: str):
+    if isinstance(value, os.PathLike) and p.type == "str":
+        value = os.fspath(value)
+    if not _is_plain_literal(value):
+        raise ReportParameterError(f"parameter {key!r} of report {report!r}: {value!r} is not a plain "
+                                   f"literal (str, int, float, bool, None or a list of those)")
+    if not _type_ok(value, p):
+        raise ReportParameterError(f"parameter {key!r} of report {report!r} is {p.type} (default "
+                                   f"{p.default!r}); got {type(value).__name__} {value!r}")
+    texts = [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] \
+        if isinstance(value, list) else []
+    for t in texts:
+        if any(ord(c) < 32 and c != "\t" for c in t) or "\x7f" in t:
+            raise ReportParameterError(f"parameter {key!r}: control characters (newlines...) are not "
+                                       f"allowed in {t!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ReportParameterError(f"parameter {key!r}: {value!r} is not a finite number")
+    if p.type == "float" and isinstance(value, int):
+        value = float(value)
+    return value
+
+
+def check_parameters(name, parameters: dict | None) -> dict:
+    """Check parameters for a report (names and types) and return them, normalised.
+
+    Used by :func:`run_notebook` for parameters given from Python; ``-p`` text goes
+    through :func:`parse_parameter` first. Raises :class:`ReportParameterError`.
+    """
+    path = notebook_path(name)
+    declared = report_parameters(path)
+    out = {}
+    for key, value in (parameters or {}).items():
+        _check_name(str(key), declared, path.stem)
+        out[key] = _check_value(key, value, declared[key], path.stem)
+    _check_injection(out)
+    return out
+
+
+def _check_injection(params: dict) -> None:
+    """Defence in depth: what papermill will inject must be literal assignments only."""
+    from papermill.translators import translate_parameters
+
+    code = translate_parameters(KERNEL, "python", params, "Injected parameters")
+    tree = ast.parse(code)
+    for node in tree.body:
+        ok = (isinstance(node, ast.Assign) and len(node.targets) == 1
+              and isinstance(node.targets[0], ast.Name) and node.targets[0].id in params)
+        if ok:
+            try:
+                ok = ast.literal_eval(node.value) == params[node.targets[0].id]
+            except (ValueError, TypeError, SyntaxError):
+                ok = False
+        if not ok:
+            raise ReportParameterError("the parameters would not be injected as plain literals; refused")
+
+
+def effective_parameters(name, parameters: dict | None = None) -> dict:
+    """The declared defaults overridden by ``parameters`` (``metrics_path`` left out)."""
+    declared = report_parameters(name)
+    out = {k: p.default for k, p in declared.items() if k not in _SET_BY_RUN}
+    out.update({k: v for k, v in (parameters or {}).items() if k not in _SET_BY_RUN})
+    return out
+
+
+# --------------------------------------------------------------------------- lock
+_HELD: dict[str, list] = {}
+
+
+@contextlib.contextmanager
+def report_lock(out="reports"):
+    """Hold ``<out>/.lock`` (``fcntl.flock``, non-blocking) for the duration of a block.
+
+    Re-entrant within a process (``cxlab report all`` holds it around every run, and each
+    :func:`run_notebook` takes it again). The file stays; only the lock is released.
+
+    Raises
+    ------
+    ReportLockedError
+        Another process holds the lock; the message says which pid and since when.
+    """
+    import fcntl
+
+    out = Path(out).resolve()
+    key = str(out)
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield out / ".lock"
+        finally:
+            _HELD[key][1] -= 1
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / ".lock"
+    fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open across the yield
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise ReportLockedError(f"another report run is writing to {out} (lock {path} held by "
+                                    f"{holder}); try again when it has finished") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} since "
+                 f"{_dt.datetime.now(_dt.UTC).isoformat(timespec='seconds')}\n")
+        fh.flush()
+        _HELD[key] = [fh, 1]
+        try:
+            yield path
+        finally:
+            del _HELD[key]
+            fh.seek(0)
+            fh.truncate()
+            fh.flush()
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    finally:
+        fh.close()
+
+
+def _complete_metrics(metrics: Path, path: Path, *, name, day, params, started, kernel) -> None:
+    """Add what the run knows to the notebook's metrics.json (see run_notebook, Notes)."""
+    from . import __version__
+
+    doc = json.loads(metrics.read_text(encoding="utf-8"))
+    used = effective_parameters(path, {k: v for k, v in params.items() if k not in _SET_BY_RUN})
+    doc["parameters"] = {**used, **{k: v for k, v in (doc.get("parameters") or {}).items()
+                                    if k not in used}}
+    doc.setdefault("cxlab_version", __version__)
+    finished = _dt.datetime.now(_dt.UTC)
+    doc.setdefault("created_at", finished.isoformat(timespec="seconds"))
+    if not doc.get("workspace") and isinstance(used.get("workspace"), str) and used["workspace"]:
+        doc["workspace"] = _fingerprint_of(used["workspace"], root=_root_of(path))
+    doc["run"] = {"report": name, "date": day, "status": "ok", "notebook": str(path),
+                  "started_at": started.isoformat(timespec="seconds"),
+                  "finished_at": finished.isoformat(timespec="seconds"),
+                  "seconds": round((finished - started).total_seconds(), 1), "kernel": kernel,
+                  "cxlab_version": __version__}
+    text = json.dumps(_clean(doc), indent=2, ensure_ascii=False, allow_nan=False)
+    tmp = metrics.with_name(f".{metrics.name}.tmp")
+    tmp.write_text(text + "\n", encoding="utf-8")
+    os.replace(tmp, metrics)
+
+
+def _root_of(path: Path) -> Path:
+    """The repository a report notebook lives in (its relative paths are relative to it)."""
+    return path.parent.parent.parent if path.parent.parent.name == "notebooks" else Path.cwd()
+
+
+def _fingerprint_of(workspace: str, *, root: Path) -> dict | None:
+    p = Path(workspace)
+    p = p if p.is_absolute() else root / p
+    if not p.exists():
+        return None
+    from .workspace import connect
+
+    try:
+        with connect(p, read_only=True) as ws:
+            return workspace_fingerprint(ws)
+    except Exception:  # noqa: BLE001 - an unreadable workspace must not fail a finished report
+        return None
+
+
+# --------------------------------------------------------------------------- comparing runs
+_STAT_KEYS = ("value", "rate")
+
+
+def _number(v) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _stat(v) -> dict | None:
+    """A metric as ``{"value", "ci_low", "ci_high", "n", "se", "successes"}``, or None."""
+    if _number(v) is not None:
+        return {"value": _number(v), "ci_low": None, "ci_high": None, "n": None, "se": None,
+                "successes": None}
+    if isinstance(v, dict):
+        key = next((k for k in _STAT_KEYS if _number(v.get(k)) is not None), None)
+        if key is None:
+            return None
+        return {"value": _number(v[key]), "ci_low": _number(v.get("ci_low")),
+                "ci_high": _number(v.get("ci_high")), "n": _number(v.get("n")),
+                "se": _number(v.get("se")),
+                "successes": _number(v.get("successes", v.get("k")))}
+    return None
+
+
+def headline_metrics(metrics: dict) -> dict[str, dict]:
+    """The numeric headline metrics of a ``metrics.json``, flattened one level deep.
+
+    A number is a metric; so is a dict with a numeric ``value`` (or ``rate``), optionally
+    with ``ci_low``, ``ci_high``, ``n``, ``se`` and ``successes``. Other dicts are opened
+    one level (``rows.events``); lists, text and the run's own keys (``parameters``,
+    ``workspace``...) are left out.
+
+    Returns
+    -------
+    dict
+        ``name -> {"value", "ci_low", "ci_high", "n", "se", "successes"}`` (None when absent).
+    """
+    out = {}
+    for key, v in (metrics or {}).items():
+        if key in _RESERVED or str(key).startswith("_"):
+            continue
+        s = _stat(v)
+        if s is not None:
+            out[str(key)] = s
+        elif isinstance(v, dict):
+            for sub, w in v.items():
+                s = _stat(w)
+                if s is not None:
+                    out[f"{key}.{sub}"] = s
+    return out
+
+
+def _is_flat(metrics: dict) -> bool:
+    return bool(metrics) and all(isinstance(v, dict) and "value" in v and "se" in v
+                                 for v in metrics.values())
+
+
+def compare_with_previous(metrics: dict, previous: dict | None, *, alpha: float = 0.05,
+                          min_n: int = 100):
+    """Say, metric by metric, whether a run's headline numbers changed beyond noise.
+
+    Parameters
+    ----------
+    metrics, previous : dict
+        Two runs' ``metrics.json`` contents (or :func:`headline_metrics` of them).
+        A rate carries its sample size: ``{"value": 0.31, "n": 5000}`` (optionally
+        ``successes``, ``ci_low``, ``ci_high``); an NPS-like score carries its standard
+        error: ``{"value": 32.0, "se": 1.4, "n": 800}``.
+    alpha : float
+        Significance level of the tests.
+    min_n : int
+        Smallest sample size, in both runs, at which a difference may be called a change.
+
+    Returns
+    -------
+    DataFrame
+        One row per metric of ``metrics``: ``metric``, ``value``, ``previous``,
+        ``difference`` (value - previous), ``n``, ``previous_n``, ``test``
+        (``"two-proportion"``, ``"z"`` or ``"none"``), ``p_value`` and ``verdict``:
+
+        - ``"changed"``: the test rejects equality at ``alpha`` and both n >= ``min_n``;
+        - ``"within noise"``: it does not, or a sample is smaller than ``min_n``
+          (``reason`` says which);
+        - ``"not tested"``: no n (rate) or standard error (score), or no previous value.
+
+    Notes
+    -----
+    Rates (a ``value`` between 0 and 1 with ``n``, no ``se``) use the pooled
+    two-proportion z-test (:func:`cxlab.stats.two_proportion_test`) on
+    ``successes = round(value * n)``. Scores with ``se`` use
+    ``z = (v1 - v0) / sqrt(se1**2 + se0**2)``. Each metric is tested on its own: with
+    many metrics, expect about ``alpha`` of the unchanged ones to be flagged.
+
+    Examples
+    --------
+    >>> from cxlab.reports import compare_with_previous
+    >>> now = {"conversion": {"value": 0.31, "n": 5000}}
+    >>> before = {"conversion": {"value": 0.28, "n": 5000}}
+    >>> compare_with_previous(now, before)["verdict"].tolist()
+    ['changed']
+    """
+    import pandas as pd
+    from scipy.stats import norm
+
+    from .stats import _check_alpha, two_proportion_test
+
+    _check_alpha(alpha)
+    cur = metrics if _is_flat(metrics) else headline_metrics(metrics)
+    prev = previous if previous and _is_flat(previous) else headline_metrics(previous or {})
+    rows = []
+    for name, a in cur.items():
+        b = prev.get(name)
+        row = {"metric": name, "value": a["value"], "previous": None, "difference": None,
+               "n": a["n"], "previous_n": None, "test": "none", "p_value": None,
+               "verdict": "not tested", "reason": ""}
+        if b is None:
+            row["reason"] = "no previous value"
+            rows.append(row)
+            continue
+        row.update(previous=b["value"], difference=a["value"] - b["value"], previous_n=b["n"])
+        is_rate = (a["se"] is None and b["se"] is None and a["n"] and b["n"]
+                   and 0 <= a["value"] <= 1 and 0 <= b["value"] <= 1)
+        if is_rate:
+            s1 = a["successes"] if a["successes"] is not None else round(a["value"] * a["n"])
+            s0 = b["successes"] if b["successes"] is not None else round(b["value"] * b["n"])
+            _, p = two_proportion_test(s1, a["n"], s0, b["n"])
+            row.update(test="two-proportion", p_value=float(p))
+        elif a["se"] is not None and b["se"] is not None:
+            se = math.sqrt(a["se"] ** 2 + b["se"] ** 2)
+            p = float(2 * norm.sf(abs(a["value"] - b["value"]) / se)) if se > 0 else float("nan")
+            row.update(test="z", p_value=p)
+        else:
+            row["reason"] = "no n or standard error"
+            rows.append(row)
+            continue
+        ns = [x for x in (a["n"], b["n"]) if x is not None]
+        if row["p_value"] is None or not math.isfinite(row["p_value"]):
+            row.update(verdict="not tested", reason="test undefined (rate of 0 or 1, or zero se)",
+                       p_value=None)
+        elif any(x < min_n for x in ns):
+            row.update(verdict="within noise", reason=f"n below {min_n}")
+        elif row["p_value"] < alpha:
+            row.update(verdict="changed", reason=f"p < {alpha:g}")
+        else:
+            row.update(verdict="within noise", reason=f"p >= {alpha:g}")
+        rows.append(row)
+    cols = ["metric", "value", "previous", "difference", "n", "previous_n", "test", "p_value",
+            "verdict", "reason"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def write_index(out="reports") -> Path:
+    """Regenerate ``<out>/index.html``: every run, its status, and headline trends.
+
+    Reads every ``<out>/<date>/*.metrics.json`` (successful runs) and
+    ``*.failed.ipynb`` (failed ones). Self-contained HTML: charts are embedded PNGs.
+    Called after every :func:`run_notebook`.
+    """
+    from ._report_index import render_index
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    page = out / "index.html"
+    tmp = out / ".index.html.tmp"
+    tmp.write_text(render_index(out), encoding="utf-8")
+    os.replace(tmp, page)
+    return page
+
+
 # --------------------------------------------------------------------------- running
 def _title(nb, name: str, date: str) -> str:
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            m = re.search(r"^#\s+(.+)$", cell.source, flags=re.M)
+            m = re.search(r"^#\s+(.+)$", cell.source, flags=re.MULTILINE)
             if m:
                 return f"{m.group(1).strip()} — {date}"
     return f"{name} — {date}"
@@ -271,17 +826,6 @@ def _to_html(executed: Path, html: Path, title: str) -> None:
     html.write_text(body, encoding="utf-8")
 
 
-def _check_parameters(path: Path, parameters: dict) -> None:
-    import papermill
-
-    declared = papermill.inspect_notebook(str(path))
-    unknown = [k for k in parameters if k not in declared]
-    if unknown:
-        k = unknown[0]
-        raise ValueError(f"report {path.stem!r} has no parameter {k!r}; its parameters are "
-                         f"{sorted(declared)}" + did_you_mean(k, declared))
-
-
 def _date(date) -> str:
     if date is None:
         return _dt.date.today().isoformat()
@@ -294,7 +838,7 @@ def _date(date) -> str:
 
 
 def run_notebook(name: str, parameters: dict | None = None, *, out="reports", date=None,
-                 kernel: str = KERNEL, progress: bool = True) -> ReportRun:
+                 kernel: str = KERNEL, progress: bool = True, index: bool = True) -> ReportRun:
     """Execute a report notebook with parameters and write HTML, notebook and metrics.
 
     Parameters
@@ -312,6 +856,8 @@ def run_notebook(name: str, parameters: dict | None = None, *, out="reports", da
         Jupyter kernel name.
     progress : bool
         Show papermill's progress bar.
+    index : bool
+        Regenerate ``<out>/index.html`` afterwards (also after a failure).
 
     Returns
     -------
@@ -325,20 +871,50 @@ def run_notebook(name: str, parameters: dict | None = None, *, out="reports", da
     ReportError
         The notebook failed: the message names the cell and the error; the executed
         notebook is kept as ``<name>.failed.ipynb`` and the earlier report is untouched.
+    ReportParameterError
+        An unknown parameter or a value of the wrong type (nothing runs).
+    ReportLockedError
+        Another run holds ``<out>/.lock``.
     FileNotFoundError
         No such report (the message lists the available ones).
+
+    Notes
+    -----
+    ``metrics.json`` holds what the notebook wrote with :func:`write_metrics`, and the run
+    completes it: ``parameters`` (every declared parameter with the value used),
+    ``cxlab_version``, ``created_at``, ``workspace`` (the data fingerprint, when the
+    report has a ``workspace`` parameter and the notebook recorded none) and ``run``
+    (report, date, started and finished times, kernel).
     """
+    path = notebook_path(name)
+    name = path.stem
+    day = _date(date)
+    params = check_parameters(path, parameters)
+    with report_lock(out):
+        try:
+            return _run_locked(path, name, day, params, out=out, kernel=kernel, progress=progress)
+        finally:
+            if index:
+                _write_index_quietly(out)
+
+
+def _write_index_quietly(out) -> None:
+    """Regenerate index.html; a broken index must not hide the run's own outcome."""
+    import warnings
+
+    try:
+        write_index(out)
+    except Exception as exc:  # noqa: BLE001 - reported as a warning, never raised
+        warnings.warn(f"reports index not updated: {type(exc).__name__}: {exc}", stacklevel=3)
+
+
+def _run_locked(path: Path, name: str, day: str, params: dict, *, out, kernel, progress) -> ReportRun:
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    path = notebook_path(name)
-    name = path.stem
-    day = _date(date)
-    params = dict(parameters or {})
-    _check_parameters(path, {k: v for k, v in params.items() if k != "metrics_path"})
-    # the repository the notebook lives in (its relative paths are relative to it)
-    root = path.parent.parent.parent if path.parent.parent.name == "notebooks" else Path.cwd()
+    started = _dt.datetime.now(_dt.UTC)
+    root = _root_of(path)
     out = Path(out).resolve()
     day_dir = out / day
     day_dir.mkdir(parents=True, exist_ok=True)
@@ -377,8 +953,9 @@ def run_notebook(name: str, parameters: dict | None = None, *, out="reports", da
         nb = nbformat.read(executed, as_version=4)
         _to_html(executed, html, _title(nb, name, day))
         if not metrics.exists():  # the notebook wrote none: record at least the run
-            write_metrics(metrics, {}, parameters={k: v for k, v in params.items()
-                                                   if k != "metrics_path"})
+            write_metrics(metrics, {})
+        _complete_metrics(metrics, path, name=name, day=day, params=params, started=started,
+                          kernel=kernel)
         targets = {html: day_dir / html.name, executed: day_dir / executed.name,
                    metrics: day_dir / metrics.name}
         for src, dst in targets.items():
@@ -393,5 +970,23 @@ def run_notebook(name: str, parameters: dict | None = None, *, out="reports", da
                      parameters={k: v for k, v in params.items() if k != "metrics_path"})
 
 
-__all__ = ["ReportError", "ReportRun", "available", "notebook_path", "run_notebook",
-           "write_metrics", "workspace_fingerprint"]
+__all__ = [
+    "Parameter",
+    "ReportError",
+    "ReportLockedError",
+    "ReportParameterError",
+    "ReportRun",
+    "available",
+    "check_parameters",
+    "compare_with_previous",
+    "effective_parameters",
+    "headline_metrics",
+    "notebook_path",
+    "parse_parameter",
+    "report_lock",
+    "report_parameters",
+    "run_notebook",
+    "workspace_fingerprint",
+    "write_index",
+    "write_metrics",
+]

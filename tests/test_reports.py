@@ -110,7 +110,8 @@ def test_run_notebook_writes_html_notebook_and_metrics(pulled):
     assert run.html == day / "pull.html" and run.notebook == day / "pull.ipynb"
     assert run.metrics == day / "pull.metrics.json"
     assert sorted(p.name for p in day.iterdir()) == ["pull.html", "pull.ipynb", "pull.metrics.json"]
-    assert [p.name for p in (d / "reports").iterdir()] == [DAY]  # no temp folder left
+    # no temp folder left; the lock file and the index of all runs sit next to the dates
+    assert sorted(p.name for p in (d / "reports").iterdir()) == [".lock", DAY, "index.html"]
     html = run.html.read_text(encoding="utf-8")
     assert "<title>Pull and data quality — 2026-03-31</title>" in html
     for tp in ("home_page", "product_page", "store_visit", "mystery_click"):
@@ -149,4 +150,4 @@ def test_failing_notebook_keeps_the_earlier_report(pulled):
                for o in c.outputs)
     after = {p.name: p.read_bytes() for p in run.html.parent.iterdir() if p.name != failed.name}
     assert after == before  # the earlier HTML, notebook and metrics are byte-identical
-    assert [p.name for p in (d / "reports").iterdir()] == [DAY]
+    assert sorted(p.name for p in (d / "reports").iterdir()) == [".lock", DAY, "index.html"]
