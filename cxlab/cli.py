@@ -81,9 +81,17 @@ def _cmd_demo(args) -> int:
         write_simulation(sim, raw, format="csv", duplicate_share=0.002, seed=args.seed)
         print(f"simulated a journey export of {len(sim.events):,} events and {len(sim.feedback):,} "
               f"feedback rows for {args.customers:,} customers into {raw}")
-    run = run_notebook("pull", {"workspace": str(args.workspace), "events_path": str(events),
-                                "feedback_path": str(feedback)}, out=args.out)
-    print(f"report: {Path(run.html).resolve()}")
+    names = _report_names("all")
+    for name in names:      # pull first, then every analysis report on the fresh workspace
+        params = {"workspace": str(args.workspace)}
+        if name == "pull":
+            params.update(events_path=str(events), feedback_path=str(feedback))
+        run = run_notebook(name, params, out=args.out)
+        print(f"report: {Path(run.html).resolve()}")
+    from .reports import write_index
+
+    index = write_index(args.out)
+    print(f"index: {Path(index).resolve()}")
     return 0
 
 EXIT_LOCKED = 75  # sysexits EX_TEMPFAIL: try again later

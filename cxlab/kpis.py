@@ -914,7 +914,7 @@ def channel_switching(events, *, window="7D", contact=None, journey=None, by=Non
 
 
 # --------------------------------------------------------------------------- comparisons
-def period_change(table: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
+def period_change(table: pd.DataFrame, *, alpha: float = 0.05, min_n: int = 30) -> pd.DataFrame:
     """Change between consecutive periods of a KPI table (built with ``period=``).
 
     For each ``by`` level (and ``metric``), each period is compared with the previous
@@ -926,12 +926,15 @@ def period_change(table: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
     - means (rows with ``sd``): Welch's t-test with Welch-Satterthwaite df;
     - NPS (rows with neither): z-test ``diff / sqrt(se1^2 + se2^2)``.
 
-    ``significant`` is ``p_value < alpha``. Timedelta KPIs (care responsiveness) keep
+    ``significant`` is ``p_value < alpha`` *and* both periods have at least ``min_n``
+    observations (default 30): below that the normal approximations are unreliable (a month
+    with 3 answers, all promoters, has a standard error of 0), so the change is reported as
+    within noise whatever the p-value; ``n`` and ``previous_n`` are in the table. Timedelta KPIs (care responsiveness) keep
     their unit in ``value``, ``previous_value``, ``diff`` and its interval.
 
     Returns the key columns, ``period``, ``previous_period``, ``value``,
-    ``previous_value``, ``diff``, ``diff_ci_low``, ``diff_ci_high``, ``statistic``,
-    ``p_value``, ``significant``.
+    ``previous_value``, ``n``, ``previous_n``, ``diff``, ``diff_ci_low``, ``diff_ci_high``,
+    ``statistic``, ``p_value``, ``significant``.
     """
     from scipy.stats import norm
     from scipy.stats import t as tdist
@@ -988,10 +991,12 @@ def period_change(table: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
     out = df[[*keys, "period"]].copy()
     out["previous_period"] = prev_period
     out["value"], out["previous_value"] = work["value"], prev["value"]
+    out["n"], out["previous_n"] = work["n"], prev["n"]
     out["diff"], out["diff_ci_low"], out["diff_ci_high"] = diff, lo, hi
     out["statistic"], out["p_value"] = np.asarray(stat, dtype="float64"), np.asarray(p, dtype="float64")
     out = out[out["previous_period"].notna()].reset_index(drop=True)
-    out["significant"] = out["p_value"] < alpha
+    out["significant"] = (out["p_value"] < alpha) & (out["n"] >= min_n) & (out["previous_n"] >= min_n)
+    out["n"], out["previous_n"] = out["n"].astype("int64"), out["previous_n"].astype("int64")
     if is_td:
         for c in ("value", "previous_value", "diff", "diff_ci_low", "diff_ci_high"):
             out[c] = pd.to_timedelta(out[c], unit="s")

@@ -432,3 +432,14 @@ def test_care_responsiveness_real_logs():
         assert r.loc[metric, "p50"] == gap.median()
         assert abs(r.loc[metric, "p90"] - gap.quantile(0.9)) < pd.Timedelta("1ms")
     assert r.loc["resolution", "n_timed"] == 5663
+
+
+def test_period_change_needs_enough_answers_to_call_a_change():
+    from cxlab.kpis import nps
+
+    ts = pd.to_datetime(["2026-01-10"] * 200 + ["2026-02-10"] * 3, utc=True)
+    score = [9.0] * 60 + [5.0] * 80 + [8.0] * 60 + [10.0] * 3         # January NPS -10, February +100 on 3 answers
+    fb = pd.DataFrame({"feedback_id": [f"F{i}" for i in range(len(ts))], "ts": ts, "score": score, "scale": "nps"})
+    ch = nps(fb, period="M", compare_periods=True).iloc[0]
+    assert ch["diff"] == pytest.approx(110) and ch["n"] == 3 and ch["previous_n"] == 200
+    assert ch["p_value"] < 1e-6 and not ch["significant"]            # se 0 in February: not a finding
