@@ -43,7 +43,9 @@ pain point
     ``pain_point`` is True when the voice is significantly worse than the journey baseline
     (``score_diff < 0`` and ``score_q < alpha``) and, where the drop-off model measures the
     touchpoint, leaving is significantly more likely (``dropoff_or > 1`` and ``dropoff_q <
-    alpha``). ``flag`` says which evidence there is: ``"voice and behaviour"``, ``"voice"``,
+    alpha``). Feedback with text but no scores (reviews, posts, tickets) is judged by its
+    text sentiment instead: ``sentiment_diff < 0`` and ``sentiment_q < alpha`` (Welch test
+    against the other touchpoints' text, BH q-values). ``flag`` says which evidence there is: ``"voice and behaviour"``, ``"voice"``,
     ``"behaviour"`` or ``""``. ``rank``: pain points first by value at risk, then every
     other touchpoint by how much worse its score is than the baseline.
 """

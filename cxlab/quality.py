@@ -609,7 +609,7 @@ def style_table(df: pd.DataFrame, *, percent=None, max_rows: int | None = 30, ca
         s = shown[c]
         if c in percent:
             fmt[c] = "{:.1%}"
-        elif str(c) in ("p_value", "q_value") and pd.api.types.is_float_dtype(s):
+        elif (str(c) in ("p_value", "q_value") or str(c).endswith(("_p", "_q"))) and pd.api.types.is_float_dtype(s):
             fmt[c] = lambda v: "" if pd.isna(v) else ("< 1e-16" if v < 1e-16 else f"{v:.2g}")
         elif pd.api.types.is_bool_dtype(s):
             fmt[c] = lambda v: "yes" if v is True or v == 1 else ("no" if v is False or v == 0 else "")
