@@ -29,6 +29,7 @@ benchmark: $(VENV)/.test
 	$(BIN)/python benchmarks/funnel.py
 	$(BIN)/python benchmarks/dropoff.py
 	$(BIN)/python benchmarks/sentiment.py
+	$(BIN)/python benchmarks/report.py
 
 clean-reports:
 	rm -rf reports/20*
