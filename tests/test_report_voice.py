@@ -34,9 +34,15 @@ def test_voice_painpoints_kpis_report(tmp_path):
         expected_nps = kpis.nps(ws.feedback()).iloc[0]
         expected_conv = kpis.conversion_rate(ws.events()).iloc[0]
         table = pain_points(ws, sentiment_model=None)
+        upsell = kpis.upsell_rate(ws.events()).iloc[0]
+        cost = kpis.cost_to_serve(ws.events(), costs={"support_contact": 6, "support_reply": 2, "sales_call": 5,
+                                                      "store_visit": 8, "return_request": 7}).iloc[0]
     assert m["nps"]["value"] == pytest.approx(expected_nps["nps"])
     assert m["nps"]["n"] == expected_nps["n"]
     assert m["conversion"]["value"] == pytest.approx(expected_conv["rate"])
     assert m["top_pain_point"] == truth.pain_points.touchpoint.iloc[0]
     assert m["pain_points"] == list(table[table.pain_point].sort_values("rank").touchpoint)
     assert m["sentiment_macro_f1"] > 0.9
+    assert m["upsell"]["value"] == pytest.approx(upsell["rate"]) and m["upsell"]["n"] == upsell["n"]
+    assert m["cost_to_serve"]["value"] == pytest.approx(cost["value"])
+    assert "retention" in html and "No CES answers" in html
