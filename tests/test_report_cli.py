@@ -273,7 +273,9 @@ def test_report_all_and_trends_in_the_index(runs, capsys):
                  "--workspace", str(ws), "--out", str(out), "--date", D2, "--no-progress"])
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in (out / D2).iterdir() if p.name.endswith(".html")) == \
-        ["funnel_dropoff.html", "pull.html"]
+        ["funnel_dropoff.html", "pull.html", "voice_painpoints_kpis.html"]
+    voice = json.loads((out / D2 / "voice_painpoints_kpis.metrics.json").read_text())
+    assert voice["parameters"]["period_end"] == "2026-03-31"      # -p goes to every report declaring it
     m = json.loads((out / D2 / "funnel_dropoff.metrics.json").read_text())
     assert m["parameters"]["period_end"] == "2026-03-31" and m["parameters"]["alpha"] == 0.05
     earlier = json.loads((out / D1 / "funnel_dropoff.metrics.json").read_text())
