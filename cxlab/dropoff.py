@@ -126,7 +126,7 @@ def _attempts(t, steps, td, covs, exps):
     s1 = s1.select("customer_id", "ts", *[s1[c].cast("string").fill_null(MISSING).name(c) for c in covs])
     s1 = s1.mutate(_prev=s1.ts.lag().over(w))
     starts = s1.filter(s1._prev.isnull() | (s1.ts > s1._prev + iv))
-    starts = starts.select("customer_id", start=starts.ts, **{c: starts[c] for c in covs})
+    starts = starts.select("customer_id", start=starts.ts, **{c: starts[c] for c in covs}).cache()
 
     later = t.filter(t.touchpoint.isin(list(steps[1:]) + list(exps)))
     later = later.select(_cid=later.customer_id, _ts=later.ts, _tp=later.touchpoint)
