@@ -118,6 +118,7 @@ def _closed_per_customer(t, groups, *, window, by, exclude, effort):
               .group_by("customer_id").aggregate(**{c: entry_ev[c].min() for c in by}))
         s1 = s1.left_join(lv, "customer_id").select(s1, *[lv[c] for c in by])
 
+    s1 = s1.cache()                 # the entries, used by every stage and the assembly
     stages = [s1.select("customer_id", "f1", c="f1")]
     stage = stages[0]
     for k in range(2, K + 1):
@@ -141,6 +142,7 @@ def _closed_per_customer(t, groups, *, window, by, exclude, effort):
             stage = step.select("customer_id", "f1", c=nxt).filter(lambda s: s.c.notnull())
         else:
             stage = m.group_by("customer_id").aggregate(f1=m.f1.min(), c=m.ts.min())
+        stage = stage.cache()       # used by the next stage and by the assembly: computed once
         stages.append(stage)
 
     # one row per customer: e{k} (ts used for step k) and d{k}; stage k holds the
