@@ -166,3 +166,19 @@ def test_airline_complaint_reasons_by_text_sentiment():
     # measured: cancelled flights carry the most negative wording (VADER -0.13 vs -0.01 elsewhere)
     assert top.touchpoint == "Cancelled Flight" and top.pain_point and top.sentiment_q < 1e-6
     assert tab.feedback.sum() == len(neg)
+
+
+@pytest.mark.slow
+def test_unplanted_touchpoints_are_rarely_flagged_across_seeds():
+    """Over several simulations, behaviour flags land on the planted exposures only (the
+    others have no effect, so a flag there would be a false discovery)."""
+    planted = {"popup_shown", "registration_form"}
+    false_flags = tested = 0
+    for seed in (11, 12, 13, 14):
+        events, feedback, _ = simulate_journeys(8_000, seed=seed)
+        tab = pain_points((events, feedback), sentiment_model=None)
+        others = tab[tab.dropoff_q.notna() & ~tab.touchpoint.isin(planted)]
+        tested += len(others)
+        false_flags += int(others.flag.str.contains("behaviour").sum())
+        assert tab.sort_values("rank").iloc[0].touchpoint == "registration_form"
+    assert tested >= 4 and false_flags <= 1
