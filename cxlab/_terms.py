@@ -78,7 +78,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import did_you_mean
-from .io import SCORE_CLASSES
+from .io import SCORE_CLASSES, in_score_class
 from .privacy import PLACEHOLDERS, mask_pii
 from .stats import bh_qvalues
 
@@ -288,13 +288,7 @@ def _sentiment_mask(frame: pd.DataFrame, sentiment: str) -> np.ndarray:
         bad = sorted(set(scale[~known]))
         raise ValueError(f"sentiment={sentiment!r}: scale {bad[0]!r} has no sentiment rule; known scales "
                          f"{tuple(SENTIMENT_RULES)}" + did_you_mean(bad[0], SENTIMENT_RULES))
-    k = SENTIMENTS.index(sentiment)
-    keep = np.zeros(len(frame), dtype=bool)
-    sc = scale.to_numpy(dtype=object)
-    for name, ranges in SENTIMENT_RULES.items():
-        lo, hi = ranges[k]
-        keep |= (sc == name) & (score >= lo) & (score <= hi)
-    return keep
+    return in_score_class(score, scale.to_numpy(dtype=object), sentiment)
 
 
 # --------------------------------------------------------------------------- statistic

@@ -71,7 +71,8 @@ def _cmd_demo(args) -> int:
     from .datasets import simulate_journeys, write_simulation
     from .reports import run_notebook
 
-    raw = Path(args.raw)
+    # the notebooks run from the project root: paths typed here are relative to where the user is
+    raw = Path(args.raw).resolve()
     events = raw / "events.csv"
     feedback = raw / "feedback.csv"
     if events.exists() and feedback.exists():
@@ -83,10 +84,10 @@ def _cmd_demo(args) -> int:
               f"feedback rows for {args.customers:,} customers into {raw}")
     names = _report_names("all")
     for name in names:      # pull first, then every analysis report on the fresh workspace
-        params = {"workspace": str(args.workspace)}
+        params = {"workspace": str(Path(args.workspace).resolve())}
         if name == "pull":
             params.update(events_path=str(events), feedback_path=str(feedback))
-        run = run_notebook(name, params, out=args.out)
+        run = run_notebook(name, params, out=args.out, index=False)
         print(f"report: {Path(run.html).resolve()}")
     from .reports import write_index
 
@@ -149,7 +150,7 @@ def _report_plan(args) -> list[tuple[str, dict]]:
             used.add(key)
         if args.workspace is not None:
             if "workspace" in declared:
-                params["workspace"] = parse_parameter(f"workspace={args.workspace}", declared,
+                params["workspace"] = parse_parameter(f"workspace={Path(args.workspace).resolve()}", declared,
                                                       report=name)[1]
             elif args.name != "all":
                 raise ReportParameterError(f"report {name!r} has no workspace parameter; "

@@ -65,6 +65,22 @@ SCORE_CLASSES = {
     "ces": ((1, 3), (4, 4), (5, 7)),
 }
 
+
+def in_score_class(score, scale, label: str):
+    """True where a score falls in ``label``'s range (``negative``/``neutral``/``positive``) of
+    its row's scale (:data:`SCORE_CLASSES`); False for missing scores and unknown scales."""
+    import numpy as np
+
+    k = ("negative", "neutral", "positive").index(label)
+    score = np.asarray(score, dtype="float64")
+    scale = np.asarray([str(x).lower() if x is not None else "" for x in np.asarray(scale, dtype=object)],
+                       dtype=object)
+    out = np.zeros(score.shape, dtype=bool)
+    for name, ranges in SCORE_CLASSES.items():
+        lo, hi = ranges[k]
+        out |= (scale == name) & (score >= lo) & (score <= hi)
+    return out
+
 #: canonical columns: name -> (DuckDB type, required)
 EVENTS_COLUMNS = {
     "customer_id": ("VARCHAR", True),

@@ -56,7 +56,7 @@ import pandas as pd
 
 from ._engine import as_table
 from .exceptions import did_you_mean
-from .io import SCALES, SCORE_CLASSES
+from .io import SCALES, in_score_class
 from .journey import JourneyMap
 from .stats import bh_qvalues, wilson_ci
 
@@ -74,16 +74,6 @@ def normalised_score(score, scale) -> np.ndarray:
     for name, (lo, hi) in SCALES.items():
         m = scale == name
         out[m] = 100 * (score[m] - lo) / (hi - lo)
-    return out
-
-
-def _negative(score, scale) -> np.ndarray:
-    score = np.asarray(score, dtype="float64")
-    scale = pd.Series(np.asarray(scale, dtype=object)).astype(str).str.lower().to_numpy()
-    out = np.zeros(score.shape, dtype=bool)
-    for name, ranges in SCORE_CLASSES.items():
-        lo, hi = ranges[0]
-        out |= (scale == name) & (score >= lo) & (score <= hi)
     return out
 
 
@@ -313,7 +303,6 @@ def _pain_points(t, fb, jm: JourneyMap, alpha, sentiment_model, value_per_custom
     rows["reached"] = rows["reached"].fillna(0).astype("int64")
 
     # ---------------------------------------------------------------- voice
-    z = 1.0
     base_mean = np.nan
     if fb is not None and len(fb):
         f = fb.copy()
@@ -322,7 +311,7 @@ def _pain_points(t, fb, jm: JourneyMap, alpha, sentiment_model, value_per_custom
         if "scale" not in f.columns:
             f["scale"] = None
         f["_norm"] = normalised_score(f["score"], f["scale"])
-        f["_neg"] = _negative(f["score"], f["scale"])
+        f["_neg"] = in_score_class(f["score"], f["scale"], "negative")
         f.loc[f["score"].isna(), "_neg"] = False
         sent = _text_sentiment(f, sentiment_model)
         f["_sent"] = sent if sent is not None else np.nan
@@ -394,7 +383,7 @@ def _pain_points(t, fb, jm: JourneyMap, alpha, sentiment_model, value_per_custom
     rows.loc[order.index, "rank"] = np.arange(1, len(rows) + 1)
     rows["rank"] = rows["rank"].astype("int64")
     rows.attrs.update(baseline_score=base_mean, value_per_customer=float(value_per_customer), alpha=alpha,
-                      dropoff_model=model_summary, z=z)
+                      dropoff_model=model_summary)
     cols = ["moment", "touchpoint", "reached", "feedback", "score_mean", "score_ci_low", "score_ci_high",
             "score_diff", "score_p", "score_q", "share_negative", "share_negative_ci_low", "share_negative_ci_high",
             "sentiment_mean", "sentiment_ci_low", "sentiment_ci_high", "sentiment_diff", "sentiment_p",
@@ -530,7 +519,7 @@ def circular_journey(data, *, journey=None, feedback=None, window="90D", alpha: 
     if fb is not None and len(fb) and "score" in fb.columns:
         fu = fb[fb["touchpoint"].isin(umot) & fb["score"].notna()]
         scored = len(fu)
-        neg = int(_negative(fu["score"], fu["scale"]).sum())
+        neg = int(in_score_class(fu["score"], fu["scale"], "negative").sum())
         score_mean = float(np.nanmean(normalised_score(fu["score"], fu["scale"]))) if scored else np.nan
     rows = pd.DataFrame({"measure": ["reach_umot", "umot_negative", "return_to_zmot_fmot", "repurchase_after_umot"],
                          "n": [n_u, neg, back, rebuy], "base": [n_all, scored, n_u, n_u]})
