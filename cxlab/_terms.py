@@ -291,6 +291,117 @@ def _sentiment_mask(frame: pd.DataFrame, sentiment: str) -> np.ndarray:
     return in_score_class(score, scale.to_numpy(dtype=object), sentiment)
 
 
+
+def _term_matrix(frame: pd.DataFrame, texts: pd.Series, *, language, stop_mode, stop_set, nmin, nmax):
+    """The document-term count matrix of ``texts`` (one row per row of ``frame``), computed
+    once per distinct (text, stop-word list): ``(X, vocab, inverse, masked_u, len_u)``."""
+    from scipy import sparse
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    if stop_mode == "auto" and language in frame.columns:
+        lang = frame[language].astype("str").str.lower().str[:2]
+        lang_code = np.select([lang.eq("it").to_numpy(bool), lang.eq("en").to_numpy(bool)], [0, 1], 2)
+        lists = (STOP_WORDS_IT, STOP_WORDS_EN, _BOTH)
+    else:
+        lang_code = np.zeros(len(frame), dtype=np.int64)
+        lists = (stop_set,)
+    text_code, uniq_text = pd.factorize(texts)
+    inverse, pairs = pd.factorize(pd.MultiIndex.from_arrays([text_code, lang_code]))
+    u_text = pairs.get_level_values(0).to_numpy()
+    u_lang = pairs.get_level_values(1).to_numpy()
+    masked_u = np.asarray(mask_pii(pd.Series(np.asarray(uniq_text, dtype=object)[u_text], dtype="str")),
+                          dtype=object)
+    cleaned = _clean(pd.Series(masked_u, dtype="str"))
+    vec = CountVectorizer(analyzer=_make_analyzer(nmin, nmax), dtype=np.int32)
+    try:
+        X = vec.fit_transform(list(zip(cleaned, (lists[k] for k in u_lang))))
+        vocab = vec.get_feature_names_out()
+    except ValueError:  # empty vocabulary
+        X = sparse.csr_matrix((len(pairs), 0), dtype=np.int32)
+        vocab = np.empty(0, dtype=object)
+    X = X.tocsr()[inverse]
+    len_u = pd.Series(masked_u, dtype="str").str.len().to_numpy(dtype=np.int64)
+    return X, vocab, inverse, masked_u, len_u
+
+
+def _group_terms(row, docs_row, n_docs_g, n_rest, tested, *, total, total_docs, n_order_g, n_order_all, order,
+                 vocab, a_w, a_0) -> pd.DataFrame:
+    """One group's terms against the rest: counts, shares, log-odds, z, p and BH q (``_w``:
+    the term's column in the matrix). ``row``/``docs_row``: the group's 1 x terms counts."""
+    from scipy.stats import norm
+
+    tested = np.sort(tested)
+    y_i = row[:, tested].toarray().ravel().astype("float64")
+    d_i = docs_row[:, tested].toarray().ravel().astype("float64")
+    k = order[tested]
+    y_j = total[tested] - y_i
+    n_i = n_order_g[k]
+    n_j = n_order_all[k] - n_i
+    delta, z = _log_odds_z(y_i, y_j, n_i, n_j, a_w[tested], a_0[k])
+    p = 2 * norm.sf(np.abs(z))
+    q = bh_qvalues(p)
+    out = pd.DataFrame({
+        "term": vocab[tested].astype(object), "count_in_group": y_i.astype("int64"),
+        "share_in_group": d_i / n_docs_g,
+        "share_elsewhere": (total_docs[tested] - d_i) / n_rest if n_rest else np.nan,
+        "log_odds": delta, "z": z, "p_value": p, "q_value": q, "_w": tested})
+    return out
+
+
+
+def _prior(counts, total, order, *, nmin, nmax, prior, scale):
+    """Tokens per group and n-gram order, overall, and the Dirichlet prior ``(a_w, a_0)``."""
+    n_terms = len(total)
+    n_order = np.zeros((counts.shape[0], nmax + 1))
+    n_order_all = np.zeros(nmax + 1)
+    for k in range(nmin, nmax + 1):
+        sel = order == k
+        n_order[:, k] = np.asarray(counts[:, sel].sum(axis=1)).ravel()
+        n_order_all[k] = total[sel].sum()
+    if prior == "informative":
+        a_w = scale * total
+        a_0 = scale * n_order_all
+    else:
+        a_w = np.full(n_terms, scale)
+        a_0 = scale * np.bincount(order, minlength=nmax + 1).astype("float64")
+    return n_order, n_order_all, a_w, a_0
+
+
+def contrast_terms(X, vocab, in_group, *, ngram_range=(1, 2), min_count: int = 5, prior: str = "informative",
+                   prior_scale: float | None = None, top: int = 15) -> pd.DataFrame:
+    """The terms over-used by the rows ``in_group`` of a document-term matrix against the
+    other rows, exactly as :func:`distinctive_terms` computes them for one group (no
+    examples): for explorers that build the matrix once (:func:`_term_matrix`) and contrast
+    many selections of its rows. ``X``: documents x terms counts (CSR); ``vocab``: the terms;
+    ``in_group``: boolean per row. Rows outside the comparison must be dropped beforehand."""
+    from scipy import sparse
+
+    nmin, nmax, scale = _check_settings(ngram_range, min_count, prior, prior_scale, top, 0, None)
+    in_group = np.asarray(in_group, dtype=bool)
+    codes = in_group.astype(np.int64)
+    G = sparse.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(2, len(codes)))
+    Xb = X.copy()
+    Xb.data[:] = 1
+    counts, docs = (G @ X).tocsr(), (G @ Xb).tocsr()
+    total = np.asarray(X.sum(axis=0)).ravel().astype("float64")
+    total_docs = np.asarray(Xb.sum(axis=0)).ravel().astype("float64")
+    order = pd.Series(vocab, dtype="str").str.count(" ").to_numpy(dtype=np.int64) + 1
+    n_order, n_order_all, a_w, a_0 = _prior(counts, total, order, nmin=nmin, nmax=nmax, prior=prior,
+                                            scale=scale)
+    n_in = int(in_group.sum())
+    row = counts.getrow(1)
+    tested = row.indices[row.data >= min_count]
+    if n_in == 0 or len(tested) == 0 or n_in == len(codes):
+        return pd.DataFrame({c: pd.Series(dtype="str" if c == "term" else "float64") for c in TERM_COLUMNS
+                             if c != "example"})
+    out = _group_terms(row, docs[1], n_in, len(codes) - n_in, tested, total=total, total_docs=total_docs,
+                       n_order_g=n_order[1], n_order_all=n_order_all, order=order, vocab=vocab, a_w=a_w,
+                       a_0=a_0)
+    out = out[out["z"] > 0].sort_values(["z", "term"], ascending=[False, True], kind="stable").head(top)
+    out["term"] = out["term"].astype("str")
+    return out.drop(columns="_w").reset_index(drop=True)
+
+
 # --------------------------------------------------------------------------- statistic
 def _log_odds_z(y_i, y_j, n_i, n_j, a_w, a_0):
     """Monroe et al. (2008) eq. 22-24: delta (log-odds ratio) and its z-score, elementwise."""
@@ -426,8 +537,6 @@ def distinctive_terms(feedback, *, by: str = "touchpoint", text: str = "text", g
     ['registrazione', 'lunghissima', 'obbligatoria']
     """
     from scipy import sparse
-    from scipy.stats import norm
-    from sklearn.feature_extraction.text import CountVectorizer
 
     nmin, nmax, scale = _check_settings(ngram_range, min_count, prior, prior_scale, top, examples,
                                         sentiment)
@@ -482,31 +591,9 @@ def distinctive_terms(feedback, *, by: str = "touchpoint", text: str = "text", g
         raise ValueError(f"by={by!r}: distinctive terms need at least two groups with text to contrast, "
                          f"found {present}")
 
-    # --- document-term matrix, computed once per distinct (text, stop-word list)
-    if stop_mode == "auto" and language in frame.columns:
-        lang = frame[language].astype("str").str.lower().str[:2]
-        lang_code = np.select([lang.eq("it").to_numpy(bool), lang.eq("en").to_numpy(bool)], [0, 1], 2)
-        lists = (STOP_WORDS_IT, STOP_WORDS_EN, _BOTH)
-    else:
-        lang_code = np.zeros(len(frame), dtype=np.int64)
-        lists = (stop_set,)
-    text_code, uniq_text = pd.factorize(texts)
-    inverse, pairs = pd.factorize(pd.MultiIndex.from_arrays([text_code, lang_code]))
-    u_text = pairs.get_level_values(0).to_numpy()
-    u_lang = pairs.get_level_values(1).to_numpy()
-    masked_u = np.asarray(mask_pii(pd.Series(np.asarray(uniq_text, dtype=object)[u_text], dtype="str")),
-                          dtype=object)
-    cleaned = _clean(pd.Series(masked_u, dtype="str"))
-    vec = CountVectorizer(analyzer=_make_analyzer(nmin, nmax), dtype=np.int32)
-    try:
-        X = vec.fit_transform(list(zip(cleaned, (lists[k] for k in u_lang))))
-        vocab = vec.get_feature_names_out()
-    except ValueError:  # empty vocabulary
-        X = sparse.csr_matrix((len(pairs), 0), dtype=np.int32)
-        vocab = np.empty(0, dtype=object)
-    X = X.tocsr()[inverse]
-    len_u = pd.Series(masked_u, dtype="str").str.len().to_numpy(dtype=np.int64)
-    n_groups, n_terms = len(present), X.shape[1]
+    X, vocab, inverse, masked_u, len_u = _term_matrix(frame, texts, language=language, stop_mode=stop_mode,
+                                                     stop_set=stop_set, nmin=nmin, nmax=nmax)
+    n_groups = len(present)
     G = sparse.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))),
                           shape=(n_groups, len(codes)))
     Xb = X.copy()
@@ -517,19 +604,8 @@ def distinctive_terms(feedback, *, by: str = "touchpoint", text: str = "text", g
     total_docs = np.asarray(Xb.sum(axis=0)).ravel().astype("float64")
     n_docs = np.bincount(codes, minlength=n_groups).astype("float64")
     order = pd.Series(vocab, dtype="str").str.count(" ").to_numpy(dtype=np.int64) + 1
-    # n per group and n-gram order
-    n_order = np.zeros((n_groups, nmax + 1))
-    n_order_all = np.zeros(nmax + 1)
-    for k in range(nmin, nmax + 1):
-        sel = order == k
-        n_order[:, k] = np.asarray(counts[:, sel].sum(axis=1)).ravel()
-        n_order_all[k] = total[sel].sum()
-    if prior == "informative":
-        a_w = scale * total
-        a_0 = scale * n_order_all
-    else:
-        a_w = np.full(n_terms, scale)
-        a_0 = scale * np.bincount(order, minlength=nmax + 1).astype("float64")
+    n_order, n_order_all, a_w, a_0 = _prior(counts, total, order, nmin=nmin, nmax=nmax, prior=prior,
+                                            scale=scale)
 
     Xc = X.tocsc() if examples else None
     parts = []
@@ -542,22 +618,9 @@ def distinctive_terms(feedback, *, by: str = "touchpoint", text: str = "text", g
         if len(tested) == 0:
             notes.append(f"{by}={g!r}: no term occurs {min_count}+ times in its {int(n_docs[gi])} texts")
             continue
-        tested = np.sort(tested)
-        y_i = row[:, tested].toarray().ravel().astype("float64")
-        d_i = docs[gi][:, tested].toarray().ravel().astype("float64")
-        k = order[tested]
-        y_j = total[tested] - y_i
-        n_i = n_order[gi, k]
-        n_j = n_order_all[k] - n_i
-        delta, z = _log_odds_z(y_i, y_j, n_i, n_j, a_w[tested], a_0[k])
-        p = 2 * norm.sf(np.abs(z))
-        q = bh_qvalues(p)
-        n_rest = len(codes) - n_docs[gi]
-        out = pd.DataFrame({
-            "term": vocab[tested].astype(object), "count_in_group": y_i.astype("int64"),
-            "share_in_group": d_i / n_docs[gi],
-            "share_elsewhere": (total_docs[tested] - d_i) / n_rest if n_rest else np.nan,
-            "log_odds": delta, "z": z, "p_value": p, "q_value": q, "_w": tested})
+        out = _group_terms(row, docs[gi], n_docs[gi], len(codes) - n_docs[gi], tested, total=total,
+                           total_docs=total_docs, n_order_g=n_order[gi], n_order_all=n_order_all,
+                           order=order, vocab=vocab, a_w=a_w, a_0=a_0)
         out = out[out["z"] > 0].sort_values(["z", "term"], ascending=[False, True], kind="stable").head(top)
         if out.empty:
             notes.append(f"{by}={g!r}: no term is over-used in its texts")

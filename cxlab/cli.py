@@ -209,6 +209,65 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _explore_notebook(name: str) -> Path:
+    from .reports import _repo_root
+
+    given = Path(name)
+    if given.suffix == ".ipynb" or given.exists():
+        if not given.is_file():
+            raise FileNotFoundError(f"explorer notebook {name!r} does not exist")
+        return given.resolve()
+    dirs = [_repo_root() / "notebooks" / "explore", Path.cwd() / "notebooks" / "explore"]
+    for d in dirs:
+        if (d / f"{name}.ipynb").is_file():
+            return (d / f"{name}.ipynb").resolve()
+    known = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.ipynb")})
+    from .exceptions import did_you_mean
+
+    raise ValueError(f"no explorer notebook {name!r}" + did_you_mean(name, known) + f"; known: {known}")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cmd_explore(args) -> int:
+    """Serve an explorer notebook with Voilà on 127.0.0.1 only, token authentication on."""
+    import os
+    import secrets
+    import subprocess
+
+    notebook = _explore_notebook(args.notebook)
+    workspace = Path(args.workspace or os.environ.get("CXLAB_WORKSPACE") or "data/cxlab.duckdb").resolve()
+    if not workspace.is_file():
+        raise FileNotFoundError(f"workspace {workspace} does not exist: run `cxlab demo` or `cxlab pull` first")
+    token = args.token if args.token is not None else os.environ.get("CXLAB_EXPLORE_TOKEN") or secrets.token_urlsafe(24)
+    if not token or not token.strip() or len(token) < 16:
+        raise ValueError("--token must be at least 16 characters: the explorer never runs without authentication")
+    port = args.port or _free_port()
+    env = dict(os.environ, CXLAB_WORKSPACE=str(workspace))
+    if args.journey:
+        env["CXLAB_JOURNEY"] = str(Path(args.journey).resolve())
+    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+           f"--Voila.token={token}", "--VoilaConfiguration.show_tracebacks=False",
+           "--VoilaConfiguration.file_allowlist=[]"]
+    print(f"cxlab explore: serving {notebook.name} on this machine only, workspace {workspace}", flush=True)
+    print(f"  open: http://127.0.0.1:{port}/?token={token}", flush=True)
+    print("  (Ctrl-C stops it; the token is needed to open the page)", flush=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=str(notebook.parent), stdout=None if args.verbose else
+                            subprocess.DEVNULL, stderr=None if args.verbose else subprocess.DEVNULL)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=20)
+        return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cxlab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -259,6 +318,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list reports and their parameters")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "explore", help="serve an explorer (pain points, funnel) as a web page with Voila, localhost only",
+        description="Serve notebooks/explore/NOTEBOOK.ipynb (pain_points by default, or funnel, or a path) with "
+                    "Voila on 127.0.0.1 with token authentication, and print the URL to open.")
+    p.add_argument("notebook", nargs="?", default="pain_points", help="pain_points (default), funnel, or a path")
+    p.add_argument("--workspace", help="DuckDB workspace file (default: $CXLAB_WORKSPACE or data/cxlab.duckdb)")
+    p.add_argument("--journey", help="journey map YAML (default: the shipped map)")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--token", help="access token, 16+ characters (default: $CXLAB_EXPLORE_TOKEN or a random one)")
+    p.add_argument("--verbose", action="store_true", help="show Voila's own log")
+    p.set_defaults(func=_cmd_explore)
 
     p = sub.add_parser("demo", help="simulate an export, pull it with the pull notebook, write the report")
     p.add_argument("--customers", type=int, default=20_000)

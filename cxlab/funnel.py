@@ -629,7 +629,7 @@ def plot_funnel(table: pd.DataFrame, ax=None):
         _, ax = plt.subplots(figsize=(7, 0.5 + 0.5 * len(table)))
     by = [c for c in table.columns if c not in COLUMNS]
     name = "moment" if table.attrs.get("steps") == "moments" else "touchpoint"
-    labels = [(" / ".join(str(r[c]) for c in by) + ": " if by else "") + f"{r.step}. {getattr(r, name)}"
+    labels = [(" / ".join(str(getattr(r, c)) for c in by) + ": " if by else "") + f"{r.step}. {getattr(r, name)}"
               for r in table.itertuples()]
     y = np.arange(len(table))[::-1]
     ax.barh(y, table["n"], color="#4C72B0")

@@ -60,7 +60,8 @@ from .io import SCALES, in_score_class
 from .journey import JourneyMap
 from .stats import bh_qvalues, wilson_ci
 
-__all__ = ["pain_points", "emotion_curve", "plot_emotion_curve", "plot_priority_matrix", "circular_journey",
+__all__ = ["pain_points", "fit_voice_model", "emotion_curve", "plot_emotion_curve", "plot_priority_matrix",
+           "circular_journey",
            "normalised_score"]
 
 _MOMENT_COLOURS = {"ZMOT": "#dbe9f6", "FMOT": "#fde9d9", "SMOT": "#e2f0d9", "UMOT": "#ece2f0"}
@@ -118,20 +119,33 @@ def _frames(data, feedback):
     return t, feedback
 
 
+def fit_voice_model(feedback: pd.DataFrame):
+    """The default text-sentiment model of :func:`pain_points`: a word-feature
+    :class:`cxlab.sentiment.SentimentModel` fitted on the feedback's own scored verbatims, or
+    None when there are fewer than 50 of them. Fit it once and pass it as
+    ``sentiment_model=`` to score several selections of the same feedback alike."""
+    if "text" not in feedback.columns or "score" not in feedback.columns or "scale" not in feedback.columns:
+        return None
+    has_text = feedback["text"].notna() & (feedback["text"].astype(str).str.strip() != "")
+    rated = feedback[has_text & feedback["score"].notna()]
+    if len(rated) < 50 or rated["scale"].nunique() == 0:
+        return None
+    from .sentiment import SentimentModel
+
+    try:
+        return SentimentModel(char_ngrams=None).fit(rated)
+    except ValueError:
+        return None
+
+
 def _text_sentiment(feedback: pd.DataFrame, model):
     """Text sentiment per feedback row (NaN without text), or None."""
     if model is None or "text" not in feedback.columns or feedback["text"].notna().sum() == 0:
         return None
     has_text = feedback["text"].notna() & (feedback["text"].astype(str).str.strip() != "")
     if isinstance(model, str) and model == "fit":
-        from .sentiment import SentimentModel
-
-        rated = feedback[has_text & feedback["score"].notna()] if "score" in feedback.columns else feedback[:0]
-        if len(rated) < 50 or rated["scale"].nunique() == 0:
-            return None
-        try:
-            model = SentimentModel(char_ngrams=None).fit(rated)
-        except ValueError:
+        model = fit_voice_model(feedback)
+        if model is None:
             return None
     out = pd.Series(np.nan, index=feedback.index)
     if has_text.any():
@@ -289,6 +303,128 @@ def _behaviour(rows: pd.DataFrame, t, jm: JourneyMap, alpha, window):
     return rows, model_summary
 
 
+PAIN_POINT_COLUMNS = [
+    "moment", "touchpoint", "reached", "feedback", "score_mean", "score_ci_low", "score_ci_high",
+    "score_diff", "score_p", "score_q", "share_negative", "share_negative_ci_low", "share_negative_ci_high",
+    "sentiment_mean", "sentiment_ci_low", "sentiment_ci_high", "sentiment_diff", "sentiment_p",
+    "sentiment_q", "at_risk", "left", "left_after",
+    "left_after_ci_low", "left_after_ci_high", "dropoff_or", "dropoff_ci_low", "dropoff_ci_high",
+    "dropoff_step", "dropoff_p", "dropoff_q", "customers_lost", "value_at_risk", "pain_point", "flag", "rank"]
+
+
+def _scored_feedback(fb: pd.DataFrame, sentiment_model) -> pd.DataFrame:
+    """The feedback with ``_norm`` (0-100 score), ``_neg`` (negative class) and ``_sent``
+    (text sentiment, NaN without text or model) columns: the per-row voice, computed once."""
+    f = fb.copy()
+    if "score" not in f.columns:
+        f["score"] = np.nan
+    if "scale" not in f.columns:
+        f["scale"] = None
+    f["_norm"] = normalised_score(f["score"], f["scale"])
+    f["_neg"] = in_score_class(f["score"], f["scale"], "negative")
+    f.loc[f["score"].isna(), "_neg"] = False
+    sent = _text_sentiment(f, sentiment_model)
+    f["_sent"] = sent if sent is not None else np.nan
+    return f
+
+
+def _group_moments(x: np.ndarray, codes: np.ndarray, k: int, alpha: float) -> dict:
+    """Per group 0..k-1 of ``codes``, over the non-NaN ``x``: the mean with its t interval
+    (as :func:`_mean_ci`), the mean of everything outside the group, and Welch's p-value
+    group vs outside (as :func:`_welch`), all vectorised. Sums are taken on values centred on
+    the overall mean, so the variances keep full precision."""
+    from scipy import stats
+
+    ok = ~np.isnan(x)
+    x, codes = x[ok], codes[ok]
+    g = np.where(codes >= 0, codes, k)
+    n_all = len(x)
+    centre = float(x.mean()) if n_all else 0.0
+    y = x - centre
+    n = np.bincount(g, minlength=k + 1)[:k].astype("float64")
+    s = np.bincount(g, weights=y, minlength=k + 1)[:k]
+    q = np.bincount(g, weights=y * y, minlength=k + 1)[:k]
+    n_o, s_o, q_o = n_all - n, y.sum() - s, (y * y).sum() - q
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_c, mean_oc = s / n, s_o / n_o
+        var = np.where(n > 1, np.clip(q - s * mean_c, 0, None) / (n - 1), np.nan)
+        var_o = np.where(n_o > 1, np.clip(q_o - s_o * mean_oc, 0, None) / (n_o - 1), np.nan)
+        half = stats.t.ppf(1 - alpha / 2, np.maximum(n - 1, 1)) * np.sqrt(var / n)
+        testable = (n >= 2) & (n_o >= 2)
+        p = np.full(k, np.nan)
+        if testable.any():
+            p[testable] = stats.ttest_ind_from_stats(
+                mean_c[testable], np.sqrt(var[testable]), n[testable], mean_oc[testable], np.sqrt(var_o[testable]),
+                n_o[testable], equal_var=False).pvalue
+    mean = np.where(n > 0, mean_c + centre, np.nan)
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half,
+            "mean_out": np.where(n_o > 0, mean_oc + centre, np.nan), "p": p}
+
+
+def _voice_columns(rows: pd.DataFrame, f: pd.DataFrame | None, tps, alpha) -> pd.DataFrame:
+    """Voice columns of the pain-point table from scored feedback (:func:`_scored_feedback`)."""
+    if f is None or len(f) == 0:
+        rows["feedback"] = 0
+        for c in ("score_mean", "score_ci_low", "score_ci_high", "score_diff", "score_p", "score_q",
+                  "sentiment_mean", "sentiment_ci_low", "sentiment_ci_high", "sentiment_diff", "sentiment_p",
+                  "sentiment_q", "share_negative", "share_negative_ci_low", "share_negative_ci_high"):
+            rows[c] = np.nan
+        return rows
+    codes = pd.Categorical(f["touchpoint"], categories=list(tps)).codes   # -1: not a map touchpoint
+    score = _group_moments(f["_norm"].to_numpy("float64"), codes, len(tps), alpha)
+    sent = _group_moments(f["_sent"].to_numpy("float64"), codes, len(tps), alpha)
+    g = np.where(codes >= 0, codes, len(tps))
+    stats = pd.DataFrame({
+        "touchpoint": list(tps), "feedback": np.bincount(g, minlength=len(tps) + 1)[:len(tps)],
+        "score_mean": score["mean"], "score_ci_low": score["ci_low"], "score_ci_high": score["ci_high"],
+        "score_diff": score["mean"] - score["mean_out"], "score_p": score["p"],
+        "negative": np.bincount(g, weights=f["_neg"].to_numpy("float64"), minlength=len(tps) + 1)[:len(tps)],
+        "scored": np.bincount(g, weights=f["score"].notna().to_numpy("float64"),
+                              minlength=len(tps) + 1)[:len(tps)],
+        "sentiment_mean": sent["mean"], "sentiment_ci_low": sent["ci_low"], "sentiment_ci_high": sent["ci_high"],
+        "sentiment_diff": sent["mean"] - sent["mean_out"], "sentiment_p": sent["p"]})
+    stats = stats.drop_duplicates("touchpoint")
+    rows = rows.merge(stats, on="touchpoint", how="left")
+    lo, hi = wilson_ci(rows["negative"], rows["scored"], alpha=alpha)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rows["share_negative"] = rows["negative"] / rows["scored"].where(rows["scored"] > 0)
+    rows["share_negative_ci_low"], rows["share_negative_ci_high"] = lo, hi
+    rows["score_q"] = bh_qvalues(rows["score_p"])
+    rows["sentiment_q"] = bh_qvalues(rows["sentiment_p"])
+    return rows.drop(columns=["negative", "scored"])
+
+
+def _value_per_customer(t, jm: JourneyMap) -> float:
+    """Mean value of the conversion events (1.0 when there is none: value in customers)."""
+    conv = jm.conversion
+    vals = (t.filter((t.touchpoint == conv) & t.value.notnull()).aggregate(v=t.value.mean()).to_pandas()
+            if t is not None and "value" in t.columns else pd.DataFrame({"v": [np.nan]}))
+    return float(vals["v"].iloc[0]) if pd.notna(vals["v"].iloc[0]) else 1.0
+
+
+def _priority(rows: pd.DataFrame, alpha, value_per_customer) -> pd.DataFrame:
+    """customers_lost, value_at_risk, pain_point, flag and rank from the voice and behaviour columns."""
+    orr = rows["dropoff_or"]
+    af = np.where(orr > 1, (orr - 1) / orr, 0.0)
+    af = np.where(orr.isna(), np.nan, af)
+    rows["customers_lost"] = rows["left"] * af
+    rows["value_at_risk"] = rows["customers_lost"] * float(value_per_customer)
+    voice_bad = (rows["score_diff"] < 0) & (rows["score_q"] < alpha)
+    if rows["score_mean"].isna().all():     # text-only feedback: the voice is the text sentiment
+        voice_bad = (rows["sentiment_diff"] < 0) & (rows["sentiment_q"] < alpha)
+    behaviour_bad = (rows["dropoff_or"] > 1) & (rows["dropoff_q"] < alpha)
+    measured = rows["dropoff_or"].notna()
+    rows["pain_point"] = voice_bad & (behaviour_bad | ~measured)
+    rows["flag"] = np.select([voice_bad & behaviour_bad, voice_bad, behaviour_bad],
+                             ["voice and behaviour", "voice", "behaviour"], default="")
+    order = rows.assign(_pp=~rows["pain_point"], _v=-rows["value_at_risk"].fillna(-1),
+                        _s=rows["score_diff"].fillna(rows["sentiment_diff"]).fillna(np.inf))
+    order = order.sort_values(["_pp", "_v", "_s"], kind="stable")
+    rows.loc[order.index, "rank"] = np.arange(1, len(rows) + 1)
+    rows["rank"] = rows["rank"].astype("int64")
+    return rows
+
+
 def _pain_points(t, fb, jm: JourneyMap, alpha, sentiment_model, value_per_customer, window) -> pd.DataFrame:
 
     tps = list(jm.touchpoints)
@@ -305,48 +441,11 @@ def _pain_points(t, fb, jm: JourneyMap, alpha, sentiment_model, value_per_custom
     # ---------------------------------------------------------------- voice
     base_mean = np.nan
     if fb is not None and len(fb):
-        f = fb.copy()
-        if "score" not in f.columns:
-            f["score"] = np.nan
-        if "scale" not in f.columns:
-            f["scale"] = None
-        f["_norm"] = normalised_score(f["score"], f["scale"])
-        f["_neg"] = in_score_class(f["score"], f["scale"], "negative")
-        f.loc[f["score"].isna(), "_neg"] = False
-        sent = _text_sentiment(f, sentiment_model)
-        f["_sent"] = sent if sent is not None else np.nan
+        f = _scored_feedback(fb, sentiment_model)
         base_mean = float(f["_norm"].mean())
-        stats = []
-        for tp in tps:
-            inside = f[f["touchpoint"] == tp]
-            outside = f[f["touchpoint"] != tp]
-            sm, slo, shi = _mean_ci(inside["_norm"], alpha)
-            tm, tlo, thi = _mean_ci(inside["_sent"], alpha)
-            scored = int(inside["score"].notna().sum())
-            neg = int(inside["_neg"].sum())
-            stats.append({"touchpoint": tp, "feedback": len(inside), "score_mean": sm, "score_ci_low": slo,
-                          "score_ci_high": shi, "score_diff": sm - float(outside["_norm"].mean()),
-                          "score_p": _welch(inside["_norm"], outside["_norm"]),
-                          "negative": neg, "scored": scored,
-                          "sentiment_mean": tm, "sentiment_ci_low": tlo, "sentiment_ci_high": thi,
-                          "sentiment_diff": tm - float(outside["_sent"].mean()),
-                          "sentiment_p": _welch(inside["_sent"], outside["_sent"])})
-        rows = rows.merge(pd.DataFrame(stats), on="touchpoint", how="left")
-        lo, hi = wilson_ci(rows["negative"], rows["scored"], alpha=alpha)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rows["share_negative"] = rows["negative"] / rows["scored"].where(rows["scored"] > 0)
-        rows["share_negative_ci_low"], rows["share_negative_ci_high"] = lo, hi
-        rows["score_q"] = bh_qvalues(rows["score_p"])
-        rows["sentiment_q"] = bh_qvalues(rows["sentiment_p"])
-        rows = rows.drop(columns=["negative", "scored"])
+        rows = _voice_columns(rows, f, tps, alpha)
     else:
-        for c in ("feedback",):
-            rows[c] = 0
-        for c in ("score_mean", "score_ci_low", "score_ci_high", "score_diff", "score_p", "score_q",
-                  "sentiment_mean", "sentiment_ci_low", "sentiment_ci_high", "sentiment_diff", "sentiment_p",
-                  "sentiment_q", "share_negative",
-                  "share_negative_ci_low", "share_negative_ci_high"):
-            rows[c] = np.nan
+        rows = _voice_columns(rows, None, tps, alpha)
 
     # ---------------------------------------------------------------- behaviour
     if t is not None:
@@ -359,38 +458,11 @@ def _pain_points(t, fb, jm: JourneyMap, alpha, sentiment_model, value_per_custom
         rows["dropoff_step"] = None
     # ---------------------------------------------------------------- priority
     if value_per_customer is None:
-        conv = jm.conversion
-        vals = (t.filter((t.touchpoint == conv) & t.value.notnull()).aggregate(v=t.value.mean()).to_pandas()
-                if t is not None and "value" in t.columns else pd.DataFrame({"v": [np.nan]}))
-        value_per_customer = float(vals["v"].iloc[0]) if pd.notna(vals["v"].iloc[0]) else 1.0
-    orr = rows["dropoff_or"]
-    af = np.where(orr > 1, (orr - 1) / orr, 0.0)
-    af = np.where(orr.isna(), np.nan, af)
-    rows["customers_lost"] = rows["left"] * af
-    rows["value_at_risk"] = rows["customers_lost"] * float(value_per_customer)
-
-    voice_bad = (rows["score_diff"] < 0) & (rows["score_q"] < alpha)
-    if rows["score_mean"].isna().all():     # text-only feedback: the voice is the text sentiment
-        voice_bad = (rows["sentiment_diff"] < 0) & (rows["sentiment_q"] < alpha)
-    behaviour_bad = (rows["dropoff_or"] > 1) & (rows["dropoff_q"] < alpha)
-    measured = rows["dropoff_or"].notna()
-    rows["pain_point"] = voice_bad & (behaviour_bad | ~measured)
-    rows["flag"] = np.select([voice_bad & behaviour_bad, voice_bad, behaviour_bad],
-                             ["voice and behaviour", "voice", "behaviour"], default="")
-    order = rows.assign(_pp=~rows["pain_point"], _v=-rows["value_at_risk"].fillna(-1),
-                        _s=rows["score_diff"].fillna(rows["sentiment_diff"]).fillna(np.inf))
-    order = order.sort_values(["_pp", "_v", "_s"], kind="stable")
-    rows.loc[order.index, "rank"] = np.arange(1, len(rows) + 1)
-    rows["rank"] = rows["rank"].astype("int64")
+        value_per_customer = _value_per_customer(t, jm)
+    rows = _priority(rows, alpha, value_per_customer)
     rows.attrs.update(baseline_score=base_mean, value_per_customer=float(value_per_customer), alpha=alpha,
                       dropoff_model=model_summary)
-    cols = ["moment", "touchpoint", "reached", "feedback", "score_mean", "score_ci_low", "score_ci_high",
-            "score_diff", "score_p", "score_q", "share_negative", "share_negative_ci_low", "share_negative_ci_high",
-            "sentiment_mean", "sentiment_ci_low", "sentiment_ci_high", "sentiment_diff", "sentiment_p",
-            "sentiment_q", "at_risk", "left", "left_after",
-            "left_after_ci_low", "left_after_ci_high", "dropoff_or", "dropoff_ci_low", "dropoff_ci_high",
-            "dropoff_step", "dropoff_p", "dropoff_q", "customers_lost", "value_at_risk", "pain_point", "flag", "rank"]
-    return rows[cols]
+    return rows[PAIN_POINT_COLUMNS]
 
 
 # --------------------------------------------------------------------------- emotion curve
@@ -406,9 +478,10 @@ def emotion_curve(table: pd.DataFrame, *, measure: str = "score") -> pd.DataFram
     return out.reset_index(drop=True)
 
 
-def plot_emotion_curve(table: pd.DataFrame, *, measure: str = "score", ax=None):
+def plot_emotion_curve(table: pd.DataFrame, *, measure: str = "score", ax=None, highlight=None):
     """The emotional curve: mean voice per touchpoint in journey order with its interval band,
-    moments of truth shaded, the journey baseline dashed, pain points marked in red."""
+    moments of truth shaded, the journey baseline dashed, pain points marked in red.
+    ``highlight``: a moment (``"FMOT"``...) to bring forward; the others are faded."""
     import matplotlib.pyplot as plt
 
     curve = emotion_curve(table, measure=measure)
@@ -417,9 +490,12 @@ def plot_emotion_curve(table: pd.DataFrame, *, measure: str = "score", ax=None):
     x = np.arange(len(curve))
     for moment, idx in curve.groupby("moment", sort=False).groups.items():
         lo, hi = min(idx) - 0.5, max(idx) + 0.5
-        ax.axvspan(lo, hi, color=_MOMENT_COLOURS.get(moment, "#eeeeee"), zorder=0)
+        faded = highlight is not None and moment != highlight
+        ax.axvspan(lo, hi, color=_MOMENT_COLOURS.get(moment, "#eeeeee"), zorder=0, alpha=0.35 if faded else 1.0,
+                   ec="#c0392b" if highlight == moment else None, lw=2 if highlight == moment else 0)
         ax.text((lo + hi) / 2, 1.0, moment, transform=ax.get_xaxis_transform(), ha="center", va="bottom",
-                fontsize=10, fontweight="bold", color="#444444")
+                fontsize=11 if highlight == moment else 10, fontweight="bold",
+                color="#bbbbbb" if faded else "#444444")
     ax.fill_between(x, curve["ci_low"], curve["ci_high"], color="#4c72b0", alpha=0.25, lw=0, zorder=2)
     ax.plot(x, curve["mean"], "-o", color="#4c72b0", lw=2, ms=5, zorder=3)
     pp = curve["pain_point"].fillna(False).astype(bool).to_numpy()

@@ -1,0 +1,474 @@
+"""The aggregates behind the interactive explorers, computed once per workspace.
+
+:class:`ExplorerData` reads a workspace (or events and feedback frames) once: it fits the
+text-sentiment model, scores every verbatim, computes the whole-journey pain-point table
+(:func:`cxlab.painpoints.pain_points`, drop-off model included), and keeps small
+aggregates in an in-memory DuckDB database: who reached which touchpoint on which day
+through which channel, and the funnel counted by entry channel, segment and day. A
+selection (moment of truth, touchpoints, channels, segments, a date range) is then answered
+from those aggregates in milliseconds instead of from the raw events.
+
+What a selection means
+----------------------
+``channels``, ``segments`` and ``start``/``end`` (dates, ``start <= day < end + 1 day``)
+filter the events and the feedback the way :func:`~cxlab.painpoints.pain_points` does when
+handed the filtered tables: events of those channels, segments and days; feedback given
+through those channels on those days by customers of those segments (a customer's segment
+is that of their first event). ``moment`` and ``touchpoints`` then pick the rows to show;
+q-values are always over the whole journey's touchpoints, as in ``pain_points``.
+
+For every selection the table's voice columns (scores, negative share, text sentiment, their
+tests) and the reach columns (``reached``, and ``at_risk``/``left``/``left_after`` of
+touchpoints outside the funnel) equal ``pain_points`` on the filtered tables. Two things
+are read from cheaper aggregates until :meth:`ExplorerData.refit` is asked for:
+
+- the drop-off odds ratios come from the whole-journey model (``attrs["behaviour"] ==
+  "whole journey"``); ``refit`` fits the model on the selection (seconds) and caches it;
+- ``left``/``left_after`` of the funnel steps follow :func:`cxlab.funnel.funnel`'s ``by=``
+  rule: a customer belongs to the channel, segment and day of their funnel entry.
+
+With no filter, or after ``refit``, the table is exactly ``pain_points`` for the selection.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .journey import JourneyMap
+from .stats import wilson_ci
+
+__all__ = ["ExplorerData", "Selection", "MOMENTS"]
+
+MOMENTS = ("ZMOT", "FMOT", "SMOT", "UMOT")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the analyst picked. ``None`` means everything (every channel, segment, day...)."""
+
+    moment: str | None = None
+    touchpoints: tuple | None = None
+    channels: tuple | None = None
+    segments: tuple | None = None
+    start: pd.Timestamp | None = None
+    end: pd.Timestamp | None = None        # inclusive day
+
+    def filter_key(self) -> tuple:
+        return (self.channels, self.segments, self.start, self.end)
+
+
+def _day(value) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.normalize()
+
+
+def _levels(values) -> tuple | None:
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [values]
+    return tuple(sorted(str(v) for v in values))
+
+
+class ExplorerData:
+    """Aggregates for :class:`cxlab.widgets.PainPointExplorer` (see the module docstring).
+
+    Parameters
+    ----------
+    data : Workspace or (events, feedback)
+    journey : JourneyMap, path or None (the default map)
+    segment : str or None
+        Events column used as the customer segment (default ``"segment"`` when present).
+    alpha : float
+        Significance level of every interval, test and flag.
+    sentiment_model : "fit", a fitted model or None
+        As in :func:`~cxlab.painpoints.pain_points`; "fit" fits one model once.
+    value_per_customer, window
+        As in :func:`~cxlab.painpoints.pain_points`.
+    """
+
+    def __init__(self, data, *, journey=None, segment="segment", alpha: float = 0.05, sentiment_model="fit",
+                 value_per_customer=None, window=None, progress: bool = False):
+        import duckdb
+        import ibis
+        from tqdm.auto import tqdm
+
+        from .funnel import funnel
+        from .painpoints import _frames, _scored_feedback, fit_voice_model, pain_points
+        from .privacy import mask_pii
+
+        self.journey = jm = JourneyMap.coerce(journey)
+        self.alpha = float(alpha)
+        self.window = window if window is not None else jm.conversion_window
+        bar = tqdm(total=6, desc="explorer: aggregates", disable=not progress)
+        t, fb = _frames(data, None)
+        if t is None:
+            raise ValueError("the explorer needs events (a Workspace, or a pair (events, feedback))")
+        self._events = t
+        if segment is not None and segment not in t.columns:
+            segment = None
+        self.segment = segment
+        self.has_channel = "channel" in t.columns
+        fb = fb if fb is not None else pd.DataFrame(columns=["feedback_id", "customer_id", "ts", "touchpoint"])
+
+        # 1. text sentiment: fitted once, every verbatim scored once
+        if isinstance(sentiment_model, str) and sentiment_model == "fit":
+            sentiment_model = fit_voice_model(fb) if len(fb) else None
+        self.sentiment_model = sentiment_model
+        bar.update()
+
+        # 2. the whole-journey pain-point table (the drop-off model is fitted here)
+        self.base = pain_points((t, fb), journey=jm, alpha=alpha, sentiment_model=sentiment_model,
+                                value_per_customer=value_per_customer, window=window)
+        self._value_given = value_per_customer
+        self.value_per_customer = self.base.attrs["value_per_customer"]
+        bar.update()
+
+        # 3. scored feedback with its channel, segment and day; verbatims masked once
+        f = _scored_feedback(fb.reset_index(drop=True), sentiment_model)
+        if segment is not None and "customer_id" in f.columns:
+            seg = (t.group_by("customer_id").aggregate(_seg=t[segment].argmin(t.ts)).to_pandas())
+            f = f.merge(seg, on="customer_id", how="left")
+        else:
+            f["_seg"] = None
+        if "channel" not in f.columns:
+            f["channel"] = None
+        f["_day"] = pd.to_datetime(f["ts"], utc=True).dt.floor("D")
+        if "text" in f.columns:
+            f["_masked"] = mask_pii(f["text"]) if len(f) else f["text"]
+        else:
+            f["_masked"] = None
+        f["_channel_s"] = f["channel"].astype("str")
+        f["_seg_s"] = f["_seg"].astype("str")
+        self.feedback = f
+        bar.update()
+
+        # 4. reach: customer x touchpoint x channel x segment x day, first time (in-memory DuckDB)
+        tps = list(jm.touchpoints)
+        ch = t.channel.cast("string") if self.has_channel else ibis.literal("")
+        sg = t[segment].cast("string") if segment else ibis.literal("")
+        ev = t.filter(t.touchpoint.isin(tps))
+        ev = ev.mutate(_ch=ch, _sg=sg, _day=ev.ts.truncate("D"))
+        values = ({"vsum": ev.value.cast("float64").sum(), "vn": ev.value.count()} if "value" in ev.columns
+                  else {"vsum": ibis.literal(0.0).sum(), "vn": ibis.literal(0).sum()})
+        reach = (ev.group_by(["customer_id", "touchpoint", "_ch", "_sg", "_day"])
+                 .aggregate(first=ev.ts.min(), **values).to_pyarrow())
+        self._db = duckdb.connect()
+        self._db.register("_reach_arrow", reach)
+        self._db.execute("CREATE TABLE reach AS SELECT * FROM _reach_arrow")
+        self._db.unregister("_reach_arrow")
+        days = self._db.execute("SELECT min(_day), max(_day) FROM reach").fetchall()[0]
+        self.first_day, self.last_day = (_day(d) for d in days)
+        self.channels = tuple(sorted(r[0] for r in self._db.execute(
+            "SELECT DISTINCT _ch FROM reach").fetchall())) if self.has_channel else ()
+        self.segments = tuple(sorted(r[0] for r in self._db.execute(
+            "SELECT DISTINCT _sg FROM reach").fetchall())) if segment else ()
+        bar.update()
+
+        # 5. funnel and conversion counted by entry channel, segment and day
+        keyed = t.mutate(_ch=ch, _sg=sg, _day=t.ts.truncate("D"))
+        self._funnel = funnel(keyed, journey=jm, window=self.window, by=["_ch", "_sg", "_day"], alpha=alpha)
+        bar.update()
+        self._conversion = funnel(keyed, journey=jm, steps=[jm.funnel[0], jm.conversion], window=self.window,
+                                  by=["_ch", "_sg", "_day"], alpha=alpha)
+        bar.update()
+        bar.close()
+        self._cache: OrderedDict = OrderedDict()
+        self._refits: dict = {}
+
+    # ------------------------------------------------------------------ selection helpers
+    def selection(self, *, moment=None, touchpoints=None, channels=None, segments=None, start=None,
+                  end=None) -> Selection:
+        """A normalised :class:`Selection`: levels sorted, everything-selected becomes None,
+        unknown values refused with the known ones."""
+        if moment is not None and moment not in MOMENTS:
+            raise ValueError(f"moment={moment!r} is not one of {MOMENTS} (or None for the whole journey)")
+        channels, segments = _levels(channels), _levels(segments)
+        for name, got, known in (("channels", channels, self.channels), ("segments", segments, self.segments)):
+            if got is not None:
+                bad = [v for v in got if v not in known]
+                if bad:
+                    raise ValueError(f"{name}: {bad[0]!r} is not in the data; known: {list(known)}")
+        if channels is not None and channels == self.channels:
+            channels = None
+        if segments is not None and segments == self.segments:
+            segments = None
+        start, end = _day(start), _day(end)
+        if start is not None and start <= self.first_day:
+            start = None
+        if end is not None and end >= self.last_day:
+            end = None
+        if touchpoints is not None:
+            touchpoints = tuple(touchpoints)
+            unknown = [x for x in touchpoints if x not in self.journey.touchpoints]
+            if unknown:
+                raise ValueError(f"touchpoints: {unknown[0]!r} is not in the journey map")
+        return Selection(moment, touchpoints, channels, segments, start, end)
+
+    def _feedback_mask(self, sel: Selection) -> np.ndarray:
+        f = self.feedback
+        m = np.ones(len(f), dtype=bool)
+        if sel.channels is not None:
+            m &= f["_channel_s"].isin(sel.channels).to_numpy()
+        if sel.segments is not None:
+            m &= f["_seg_s"].isin(sel.segments).to_numpy()
+        if sel.start is not None:
+            m &= (f["_day"] >= sel.start).to_numpy()
+        if sel.end is not None:
+            m &= (f["_day"] <= sel.end).to_numpy()
+        return m
+
+    def _where(self, sel: Selection) -> tuple[str, list]:
+        clauses, params = [], []
+        if sel.channels is not None:
+            clauses.append(f"_ch IN ({', '.join('?' * len(sel.channels))})")
+            params += list(sel.channels)
+        if sel.segments is not None:
+            clauses.append(f"_sg IN ({', '.join('?' * len(sel.segments))})")
+            params += list(sel.segments)
+        if sel.start is not None:
+            clauses.append("_day >= ?")
+            params.append(sel.start.to_pydatetime())
+        if sel.end is not None:
+            clauses.append("_day <= ?")
+            params.append(sel.end.to_pydatetime())
+        return (" AND ".join(clauses) or "TRUE"), params
+
+    def _cube_rows(self, cube: pd.DataFrame, sel: Selection) -> pd.DataFrame:
+        m = np.ones(len(cube), dtype=bool)
+        if sel.channels is not None:
+            m &= cube["_ch"].astype("str").isin(sel.channels).to_numpy()
+        if sel.segments is not None:
+            m &= cube["_sg"].astype("str").isin(sel.segments).to_numpy()
+        day = pd.to_datetime(cube["_day"], utc=True)
+        if sel.start is not None:
+            m &= (day >= sel.start).to_numpy()
+        if sel.end is not None:
+            m &= (day <= sel.end).to_numpy()
+        return cube[m]
+
+    def rows_for(self, table: pd.DataFrame, sel: Selection) -> pd.DataFrame:
+        """The rows of a journey-wide table that the moment and touchpoints pick."""
+        m = np.ones(len(table), dtype=bool)
+        if sel.moment is not None:
+            m &= (table["moment"] == sel.moment).to_numpy()
+        if sel.touchpoints is not None:
+            m &= table["touchpoint"].isin(sel.touchpoints).to_numpy()
+        return table[m].reset_index(drop=True)
+
+    def selected_touchpoints(self, sel: Selection) -> list[str]:
+        tps = [x for x in self.journey.touchpoints if sel.moment is None or self.journey.moment_of(x) == sel.moment]
+        return [x for x in tps if sel.touchpoints is None or x in sel.touchpoints]
+
+    # ------------------------------------------------------------------ the panels' numbers
+    def journey_table(self, sel: Selection) -> pd.DataFrame:
+        """The pain-point table of the whole journey under the selection's filters (cached)."""
+        key = sel.filter_key()
+        if key in self._refits:
+            return self._refits[key]
+        if key == (None, None, None, None):
+            return self.base
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        table = self._filtered_table(sel)
+        self._cache[key] = table
+        if len(self._cache) > 64:
+            self._cache.popitem(last=False)
+        return table
+
+    def _filtered_table(self, sel: Selection) -> pd.DataFrame:
+        from .painpoints import PAIN_POINT_COLUMNS, _priority, _voice_columns
+
+        jm = self.journey
+        tps = list(jm.touchpoints)
+        where, params = self._where(sel)
+        conv = jm.conversion
+        reach = self._db.execute(f"""
+            WITH sel AS (SELECT customer_id, touchpoint, min(first) AS first FROM reach WHERE {where}
+                         GROUP BY customer_id, touchpoint),
+                 cv AS (SELECT customer_id, first AS conv FROM sel WHERE touchpoint = ?)
+            SELECT s.touchpoint, count(*) AS reached,
+                   count(*) FILTER (WHERE c.conv IS NULL OR c.conv >= s.first) AS at_risk,
+                   count(*) FILTER (WHERE c.conv IS NULL) AS "left"
+            FROM sel s LEFT JOIN cv c USING (customer_id) GROUP BY s.touchpoint""", [*params, conv]).df()
+        rows = pd.DataFrame({"moment": [jm.moment_of(x) for x in tps], "touchpoint": tps})
+        rows = rows.merge(reach[["touchpoint", "reached"]], on="touchpoint", how="left")
+        rows["reached"] = rows["reached"].fillna(0).astype("int64")
+        f = self.feedback[self._feedback_mask(sel)]
+        rows = _voice_columns(rows, f if len(f) else None, tps, self.alpha)
+        base = self.base.set_index("touchpoint")
+        for c in ("dropoff_or", "dropoff_ci_low", "dropoff_ci_high", "dropoff_step", "dropoff_p", "dropoff_q"):
+            rows[c] = rows["touchpoint"].map(base[c]).to_numpy()
+        rows = rows.merge(reach[["touchpoint", "at_risk", "left"]], on="touchpoint", how="left")
+        steps = self.funnel_table(sel)
+        for i, st in enumerate(jm.funnel[:-1]):
+            m = rows.touchpoint == st
+            rows.loc[m, "at_risk"] = steps["n"].iloc[i]
+            rows.loc[m, "left"] = steps["n"].iloc[i] - steps["n"].iloc[i + 1]
+        rows["at_risk"] = rows["at_risk"].fillna(0).astype("int64")
+        rows["left"] = rows["left"].fillna(0).astype("int64")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rows["left_after"] = rows["left"] / rows["at_risk"].where(rows["at_risk"] > 0)
+        rows["left_after_ci_low"], rows["left_after_ci_high"] = wilson_ci(rows["left"], rows["at_risk"],
+                                                                        alpha=self.alpha)
+        value = self._value_given
+        if value is None:        # the mean conversion value of the selection, as pain_points takes it
+            vsum, vn = self._db.execute(f"SELECT sum(vsum), sum(vn) FROM reach WHERE ({where}) AND touchpoint = ?",
+                                        [*params, conv]).fetchall()[0]
+            value = float(vsum) / vn if vn else 1.0
+        rows = _priority(rows, self.alpha, value)[PAIN_POINT_COLUMNS]
+        rows.attrs.update(baseline_score=float(f["_norm"].mean()) if len(f) else np.nan,
+                          value_per_customer=value, alpha=self.alpha,
+                          behaviour="whole journey")
+        return rows
+
+    def table(self, sel: Selection | None = None, **kwargs) -> pd.DataFrame:
+        """The pain-point table for a selection: the journey table's rows of the moment and
+        touchpoints picked, with the journey table's ``attrs``."""
+        sel = sel if sel is not None else self.selection(**kwargs)
+        full = self.journey_table(sel)
+        out = self.rows_for(full, sel)
+        out.attrs.update(full.attrs)
+        out.attrs.setdefault("behaviour", "selection" if sel.filter_key() != (None,) * 4 else "whole journey")
+        return out
+
+    def refit(self, sel: Selection) -> pd.DataFrame:
+        """Fit ``pain_points`` (drop-off model included) on the selection's filtered events and
+        feedback and use it from now on for that selection: takes seconds, cached."""
+        from .painpoints import pain_points
+
+        key = sel.filter_key()
+        if key == (None,) * 4:
+            return self.base
+        if key not in self._refits:
+            events, fb = self.filtered(sel)
+            table = pain_points((events, fb), journey=self.journey, alpha=self.alpha,
+                                sentiment_model=self.sentiment_model, value_per_customer=self._value_given,
+                                window=self.window)
+            table.attrs["behaviour"] = "selection"
+            self._refits[key] = table
+        return self._refits[key]
+
+    def filtered(self, sel: Selection):
+        """The selection's events (Ibis table) and feedback (DataFrame, canonical columns):
+        what :func:`~cxlab.painpoints.pain_points` is given for the same selection."""
+        t = self._events
+        if sel.channels is not None:
+            t = t.filter(t.channel.cast("string").isin(list(sel.channels)))
+        if sel.segments is not None:
+            t = t.filter(t[self.segment].cast("string").isin(list(sel.segments)))
+        if sel.start is not None:
+            t = t.filter(t.ts >= sel.start)
+        if sel.end is not None:
+            t = t.filter(t.ts < sel.end + pd.Timedelta(days=1))
+        f = self.feedback[self._feedback_mask(sel)]
+        keep = [c for c in f.columns if not c.startswith("_")]
+        return t, f[keep].reset_index(drop=True)
+
+    def funnel_table(self, sel: Selection) -> pd.DataFrame:
+        """The journey funnel for customers whose entry matches the selection's filters:
+        step, touchpoint, moment, n, rate and step rate with Wilson intervals, dropped."""
+        return self._sum_funnel(self._funnel, sel)
+
+    def _sum_funnel(self, cube: pd.DataFrame, sel: Selection) -> pd.DataFrame:
+        part = self._cube_rows(cube, sel)
+        steps = cube[["step", "touchpoint", "moment"]].drop_duplicates("step").sort_values("step")
+        n = part.groupby("step")["n"].sum().reindex(steps["step"], fill_value=0).to_numpy("int64")
+        out = steps.reset_index(drop=True).assign(n=n)
+        first = n[0] if len(n) else 0
+        prev = np.concatenate([[first], n[:-1]])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["rate"] = np.where(first > 0, n / max(first, 1), np.nan)
+            out["step_rate"] = np.where(prev > 0, n / np.maximum(prev, 1), np.nan)
+        out["ci_low"], out["ci_high"] = wilson_ci(n, np.full(len(n), first), alpha=self.alpha)
+        out["step_ci_low"], out["step_ci_high"] = wilson_ci(n, prev, alpha=self.alpha)
+        out["dropped"] = prev - n
+        return out
+
+    def kpis(self, sel: Selection) -> dict:
+        """NPS, CSAT (top-2 box of CSAT or star ratings) and conversion for the selection,
+        each ``{"value", "ci_low", "ci_high", "n"}`` (None when there is nothing to compute).
+        NPS and CSAT use the feedback of the selected touchpoints; conversion the customers
+        whose funnel entry matches the filters (:func:`cxlab.kpis.conversion_rate`)."""
+        from .io import in_score_class
+        from .kpis import _nps_columns
+
+        f = self.feedback[self._feedback_mask(sel)]
+        f = f[f["touchpoint"].isin(self.selected_touchpoints(sel))]
+        out = {}
+        nps_rows = f[(f["scale"].astype("str") == "nps") & f["score"].notna()]
+        if len(nps_rows):
+            s = nps_rows["score"].to_numpy("float64")
+            df = _nps_columns(pd.DataFrame({"n": [len(s)], "promoters": [int((s >= 9).sum())],
+                                            "detractors": [int((s <= 6).sum())]}), self.alpha)
+            out["NPS"] = {"value": float(df["nps"].iloc[0]), "ci_low": float(df["ci_low"].iloc[0]),
+                          "ci_high": float(df["ci_high"].iloc[0]), "n": len(s)}
+        else:
+            out["NPS"] = None
+        sat = f[f["scale"].astype("str").isin(["csat", "stars"]) & f["score"].notna()]
+        if len(sat):
+            top = in_score_class(sat["score"], sat["scale"], "positive")
+            k, n = int(np.sum(top)), len(sat)
+            lo, hi = wilson_ci(k, n, alpha=self.alpha)
+            out["CSAT"] = {"value": k / n, "ci_low": float(lo), "ci_high": float(hi), "n": n}
+        else:
+            out["CSAT"] = None
+        conv = self._sum_funnel(self._conversion, sel)
+        n0, n1 = int(conv["n"].iloc[0]), int(conv["n"].iloc[-1])
+        if n0:
+            lo, hi = wilson_ci(n1, n0, alpha=self.alpha)
+            out["Conversion"] = {"value": n1 / n0, "ci_low": float(lo), "ci_high": float(hi), "n": n0}
+        else:
+            out["Conversion"] = None
+        return out
+
+    def terms(self, sel: Selection, *, top: int = 10) -> pd.DataFrame:
+        """Complaint terms of the selected touchpoints: negative feedback of the selected
+        touchpoints against the other negative feedback under the same filters
+        (:func:`cxlab.sentiment.distinctive_terms` with ``sentiment="negative"`` and
+        ``stop_words="auto"``, computed from a document-term matrix built once)."""
+        from ._terms import contrast_terms
+
+        X, vocab, neg = self._term_index()
+        m = self._feedback_mask(sel)[neg]
+        rows = np.flatnonzero(m)
+        tp = self.feedback["touchpoint"].to_numpy()[neg][rows]
+        in_group = np.isin(tp, self.selected_touchpoints(sel))
+        if in_group.all() or not in_group.any():
+            return pd.DataFrame(columns=["term", "z", "count_in_group", "share_in_group", "share_elsewhere"])
+        return contrast_terms(X[rows], vocab, in_group, top=top)
+
+    def _term_index(self):
+        if not hasattr(self, "_terms_cache"):
+            from ._terms import _resolve_stop_words, _sentiment_mask, _term_matrix
+
+            f = self.feedback
+            neg = np.zeros(len(f), dtype=bool)
+            if "text" in f.columns and len(f):
+                text = f["text"].astype("str")
+                neg = (_sentiment_mask(f, "negative") & f["text"].notna().to_numpy()
+                       & ~text.str.strip().eq("").to_numpy() & f["touchpoint"].notna().to_numpy())
+            mode, stop = _resolve_stop_words("auto")
+            sub = f[neg]
+            X, vocab, *_ = _term_matrix(sub, sub["text"].astype("str"), language="language", stop_mode=mode,
+                                        stop_set=stop, nmin=1, nmax=2) if neg.any() else (None, None)
+            self._terms_cache = (X, vocab, neg)
+        return self._terms_cache
+
+    def verbatims(self, sel: Selection, *, k: int = 8) -> pd.DataFrame:
+        """The newest ``k`` verbatims of the selected touchpoints under the filters, PII masked:
+        ts, touchpoint, channel, score, scale, text, sentiment (-1..1)."""
+        f = self.feedback[self._feedback_mask(sel)]
+        f = f[f["touchpoint"].isin(self.selected_touchpoints(sel)) & f["_masked"].notna()]
+        f = f[f["_masked"].astype("str").str.strip() != ""]
+        f = f.sort_values("ts", ascending=False, kind="stable").head(k)
+        return pd.DataFrame({"ts": f["ts"], "touchpoint": f["touchpoint"], "channel": f["channel"],
+                             "score": f["score"], "scale": f["scale"], "text": f["_masked"],
+                             "sentiment": f["_sent"]}).reset_index(drop=True)

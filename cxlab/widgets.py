@@ -1,0 +1,687 @@
+"""Interactive explorers (ipywidgets 8) for JupyterLab and for Voilà (``cxlab explore``).
+
+>>> from cxlab.widgets import PainPointExplorer, FunnelExplorer
+>>> PainPointExplorer(ws)                     # doctest: +SKIP
+>>> FunnelExplorer(ws)                        # doctest: +SKIP
+
+:class:`PainPointExplorer` answers "where does the journey hurt, what did customers say
+there, and who left?" for a moment of truth, touchpoints, channels, segments and a date
+range. It reads the aggregates of :class:`cxlab.explore.ExplorerData`, computed once per
+workspace, so a click costs milliseconds; the numbers are those of
+:func:`cxlab.painpoints.pain_points` for the same selection (see :mod:`cxlab.explore` for
+the two columns that need "Refit" under a filter).
+
+:class:`FunnelExplorer` drives :func:`cxlab.funnel.funnel` (steps, window, order,
+breakdown) in the engine and shows the escape routes of a step
+(:func:`cxlab.paths.escape_routes`); each answer is cached, so going back is instant.
+"""
+from __future__ import annotations
+
+import io
+import time
+from collections import OrderedDict
+from html import escape
+
+import numpy as np
+import pandas as pd
+
+from .explore import MOMENTS, ExplorerData, Selection
+from .journey import JourneyMap
+
+__all__ = ["PainPointExplorer", "FunnelExplorer", "explorer_data", "emotion_curve_svg"]
+
+_CSS = """
+<style>
+.cx-root {font-family: -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif; color: #222;}
+.cx-title {font-size: 20px; font-weight: 600; margin: 4px 0 2px 0;}
+.cx-sub {color: #666; font-size: 12.5px; margin-bottom: 6px;}
+.cx-h {font-size: 14px; font-weight: 600; margin: 10px 0 4px 0; color: #333;}
+.cx-note {color: #666; font-size: 12px; margin: 2px 0 6px 0;}
+.cx-empty {color: #8a6d3b; background: #fcf8e3; border: 1px solid #faebcc; padding: 8px 10px;
+           border-radius: 4px; font-size: 13px;}
+.cx-tiles {display: flex; gap: 10px; flex-wrap: wrap;}
+.cx-tile {border: 1px solid #ddd; border-radius: 6px; padding: 8px 14px; min-width: 150px; background: #fafafa;}
+.cx-tile .k {font-size: 12px; color: #666; text-transform: uppercase; letter-spacing: .04em;}
+.cx-tile .v {font-size: 24px; font-weight: 600;}
+.cx-tile .c {font-size: 11.5px; color: #666;}
+table.cx {border-collapse: collapse; font-size: 12.5px; width: 100%;}
+table.cx th {text-align: left; border-bottom: 2px solid #bbb; padding: 4px 6px; background: #f4f4f4;
+             font-weight: 600; white-space: nowrap;}
+table.cx td {border-bottom: 1px solid #e5e5e5; padding: 3px 6px; vertical-align: top;}
+table.cx td.n {text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap;}
+table.cx tr.pp td {background: #fdecea;}
+table.cx .bad {color: #b03a2e; font-weight: 600;}
+table.cx .good {color: #1e8449;}
+table.cx .sig {font-weight: 600;}
+.cx-flag {display: inline-block; padding: 0 6px; border-radius: 8px; font-size: 11px; background: #c0392b;
+          color: white; white-space: nowrap;}
+.cx-flag.v {background: #e67e22;} .cx-flag.b {background: #8e44ad;}
+.cx-bar {background: #4c72b0; height: 12px; display: inline-block; vertical-align: middle;}
+.cx-bar.neg {background: #c0392b;}
+.cx-verb {border-left: 4px solid #bbb; padding: 4px 8px; margin: 4px 0; font-size: 12.5px; background: #fbfbfb;}
+.cx-verb.neg {border-color: #c0392b;} .cx-verb.pos {border-color: #27ae60;}
+.cx-verb .meta {color: #777; font-size: 11px;}
+</style>
+"""
+
+_DATA_CACHE: OrderedDict = OrderedDict()
+
+
+def explorer_data(data, *, journey=None, **kwargs) -> ExplorerData:
+    """The :class:`ExplorerData` of a workspace, built once per workspace content and journey
+    map and then reused (several explorers, or the same notebook re-run, share it)."""
+    if isinstance(data, ExplorerData):
+        return data
+    jm = JourneyMap.coerce(journey)
+    key = None
+    if hasattr(data, "loads") and hasattr(data, "path"):
+        try:
+            from .reports import workspace_fingerprint
+
+            key = (str(data.path), workspace_fingerprint(data)["fingerprint"], repr(jm.to_dict()),
+                   tuple(sorted(kwargs.items(), key=lambda kv: kv[0])).__repr__())
+        except Exception:  # noqa: BLE001 - no fingerprint: do not cache
+            key = None
+    if key is not None and key in _DATA_CACHE:
+        return _DATA_CACHE[key]
+    built = ExplorerData(data, journey=jm, **kwargs)
+    if key is not None:
+        _DATA_CACHE[key] = built
+        while len(_DATA_CACHE) > 4:
+            _DATA_CACHE.popitem(last=False)
+    return built
+
+
+# --------------------------------------------------------------------------- formatting
+def _num(v, fmt="{:,.0f}", na="–"):
+    return na if v is None or (isinstance(v, float) and not np.isfinite(v)) or pd.isna(v) else fmt.format(v)
+
+
+def _pct(v, digits=0):
+    return _num(v, "{:." + str(digits) + "%}")
+
+
+def _p(v):
+    if v is None or pd.isna(v):
+        return "–"
+    return "<0.001" if v < 0.001 else f"{v:.3f}"
+
+
+def _empty(msg: str) -> str:
+    return f"<div class='cx-empty'>{escape(msg)}</div>"
+
+
+def _fig_png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _blank_png() -> bytes:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 0.4))
+    ax.axis("off")
+    return _fig_png(fig)
+
+
+_MOMENT_FILL = {"ZMOT": "#dbe9f6", "FMOT": "#fde9d9", "SMOT": "#e2f0d9", "UMOT": "#ece2f0"}
+
+
+def emotion_curve_svg(table: pd.DataFrame, *, highlight=None, width: int = 980, height: int = 330) -> str:
+    """The emotional curve of :func:`cxlab.painpoints.plot_emotion_curve` as inline SVG (drawn
+    in about a millisecond, with a tooltip on every point): mean 0-100 score per touchpoint
+    in journey order, its 95% interval band, moments shaded (``highlight`` brought forward),
+    the journey baseline dashed, pain points ringed in red."""
+    from .painpoints import emotion_curve
+
+    curve = emotion_curve(table)
+    if curve.empty:
+        return _empty("No scored feedback in this selection: no emotional curve to draw.")
+    left, right, top, bottom = 48, 12, 26, 92
+    pw, ph = width - left - right, height - top - bottom
+    k = len(curve)
+    step = pw / k
+
+    def xs(i):
+        return left + step * (i + 0.5)
+
+    def ys(v):
+        return top + ph * (1 - float(np.clip(v, 0, 100)) / 100)
+
+    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {height}' width='100%' "
+             f"style='max-width:{width}px;font-family:sans-serif' role='img' aria-label='Emotional curve'>"]
+    for moment, idx in curve.groupby("moment", sort=False).groups.items():
+        lo, hi = left + step * min(idx), left + step * (max(idx) + 1)
+        faded = highlight is not None and moment != highlight
+        stroke = " stroke='#c0392b' stroke-width='2'" if moment == highlight else ""
+        parts.append(f"<rect x='{lo:.1f}' y='{top}' width='{hi - lo:.1f}' height='{ph}' "
+                     f"fill='{_MOMENT_FILL.get(moment, '#eeeeee')}' fill-opacity='{0.35 if faded else 1}'{stroke}/>")
+        parts.append(f"<text x='{(lo + hi) / 2:.1f}' y='{top - 8}' text-anchor='middle' font-size='13' "
+                     f"font-weight='bold' fill='{'#bbbbbb' if faded else '#333333'}'>{escape(str(moment))}</text>")
+    for v in (0, 25, 50, 75, 100):
+        parts.append(f"<line x1='{left}' x2='{left + pw}' y1='{ys(v):.1f}' y2='{ys(v):.1f}' stroke='#ffffff' "
+                     "stroke-opacity='0.8'/>"
+                     f"<text x='{left - 6}' y='{ys(v) + 4:.1f}' text-anchor='end' font-size='11' fill='#555'>{v}</text>")
+    parts.append(f"<text transform='translate(12,{top + ph / 2:.0f}) rotate(-90)' text-anchor='middle' font-size='11' "
+                 "fill='#555'>mean score (0-100)</text>")
+    ok = curve["ci_low"].notna() & curve["ci_high"].notna()
+    if ok.any():
+        pts = [(xs(i), ys(v)) for i, v in zip(np.flatnonzero(ok), curve.loc[ok, "ci_high"])]
+        pts += [(xs(i), ys(v)) for i, v in zip(np.flatnonzero(ok)[::-1], curve.loc[ok, "ci_low"][::-1])]
+        parts.append("<polygon points='" + " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+                     + "' fill='#4c72b0' fill-opacity='0.22'/>")
+    base = table.attrs.get("baseline_score", np.nan)
+    if pd.notna(base):
+        parts.append(f"<line x1='{left}' x2='{left + pw}' y1='{ys(base):.1f}' y2='{ys(base):.1f}' stroke='#666' "
+                     f"stroke-dasharray='5,4'/><text x='{left + pw - 4}' y='{ys(base) - 5:.1f}' text-anchor='end' "
+                     f"font-size='11' fill='#444'>journey baseline {base:.0f}</text>")
+    parts.append("<polyline fill='none' stroke='#4c72b0' stroke-width='2' points='"
+                 + " ".join(f"{xs(i):.1f},{ys(v):.1f}" for i, v in enumerate(curve["mean"])) + "'/>")
+    for i, r in enumerate(curve.itertuples(index=False)):
+        tip = (f"{r.touchpoint} ({r.moment}): {r.mean:.1f}"
+               + (f" (95% CI {r.ci_low:.1f}-{r.ci_high:.1f})" if pd.notna(r.ci_low) else "")
+               + f", n={r.feedback:,}" + (" - pain point" if r.pain_point else ""))
+        parts.append(f"<circle cx='{xs(i):.1f}' cy='{ys(r.mean):.1f}' r='4.5' fill='#4c72b0'>"
+                     f"<title>{escape(tip)}</title></circle>")
+        if r.pain_point:
+            parts.append(f"<circle cx='{xs(i):.1f}' cy='{ys(r.mean):.1f}' r='10' fill='none' stroke='#c0392b' "
+                         f"stroke-width='2.2'><title>{escape(tip)}</title></circle>"
+                         f"<text x='{xs(i):.1f}' y='{ys(r.mean) + 24:.1f}' text-anchor='middle' font-size='11' "
+                         f"font-weight='bold' fill='#c0392b'>{escape(str(r.touchpoint))}</text>")
+        lx, ly = xs(i), top + ph + 10
+        parts.append(f"<text transform='translate({lx:.1f},{ly:.1f}) rotate(-35)' text-anchor='end' font-size='11' "
+                     f"fill='#333'>{escape(str(r.touchpoint))} (n={r.feedback:,})</text>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------- pain points
+class PainPointExplorer:
+    """Pain points per moment of truth, clickable.
+
+    Parameters
+    ----------
+    data : Workspace, (events, feedback) or :class:`~cxlab.explore.ExplorerData`
+    journey : JourneyMap, path or None (the default map)
+    **kwargs : passed to :class:`~cxlab.explore.ExplorerData` (``segment``, ``alpha``,
+        ``sentiment_model``, ``value_per_customer``, ``window``)
+
+    Controls: moment of truth (or the whole journey), touchpoints, channels, segments, date
+    range, and "Refit drop-off model" (fits the model on the selection; seconds). Panels: KPI
+    tiles (NPS, CSAT, conversion with 95% intervals), the emotional curve with the moment
+    highlighted, the pain-point table, the funnel steps of the moment, the complaint terms of
+    the selected touchpoints, and the newest verbatims (PII masked, coloured by sentiment).
+
+    Attributes for code and tests: ``table`` (the pain-point table shown), ``kpis``,
+    ``funnel``, ``terms``, ``verbatims`` and ``latency`` (seconds of the last update).
+    """
+
+    def __init__(self, data, *, journey=None, **kwargs):
+        import ipywidgets as w
+
+        self.data = explorer_data(data, journey=journey, **kwargs)
+        d = self.data
+        self._busy = False
+        self.latency = float("nan")
+        self._curves: OrderedDict = OrderedDict()
+
+        moments = [("Whole journey", "ALL")] + [(m, m) for m in MOMENTS
+                                                if any(d.journey.moment_of(x) == m for x in d.journey.touchpoints)]
+        self.moment = w.ToggleButtons(options=moments, value="ALL", description="",
+                                      tooltips=["All touchpoints", "Zero moment of truth: research before contact",
+                                                "First moment of truth: choosing and buying",
+                                                "Second moment of truth: using and being served",
+                                                "Ultimate moment of truth: sharing the experience"][:len(moments)],
+                                      style={"button_width": "120px"})
+        box = {"layout": w.Layout(width="240px")}
+        self.touchpoints = w.SelectMultiple(options=list(d.journey.touchpoints), value=list(d.journey.touchpoints),
+                                            rows=9, **box)
+        self.channels = w.SelectMultiple(options=list(d.channels), value=list(d.channels),
+                                         rows=min(6, max(2, len(d.channels))), **box)
+        self.segments = w.SelectMultiple(options=list(d.segments), value=list(d.segments),
+                                         rows=min(5, max(2, len(d.segments))), **box)
+        days = pd.date_range(d.first_day, d.last_day, freq="D")
+        self._days = days
+        self.dates = w.SelectionRangeSlider(options=[(x.strftime("%d %b %Y"), x) for x in days],
+                                            index=(0, len(days) - 1), description="",
+                                            layout=w.Layout(width="240px"), continuous_update=False,
+                                            readout=False)
+        self.dates_label = w.HTML()
+        self.refit_button = w.Button(description="Refit drop-off model", icon="refresh",
+                                     tooltip="Fit the drop-off model on this selection (takes seconds)",
+                                     layout=w.Layout(width="240px"))
+        self.reset_button = w.Button(description="Reset filters", layout=w.Layout(width="240px"))
+        self.kpi_html = w.HTML()
+        self.curve = w.HTML(layout=w.Layout(width="100%"))
+        self.table_html = w.HTML()
+        self.funnel_html = w.HTML(layout=w.Layout(width="50%"))
+        self.terms_html = w.HTML(layout=w.Layout(width="50%"))
+        self.verbatims_html = w.HTML()
+        self.status = w.HTML()
+
+        def label(text):
+            return w.HTML(f"<div class='cx-h'>{escape(text)}</div>")
+
+        filters = w.VBox([label("Touchpoints"), self.touchpoints, label("Channels"), self.channels]
+                         + ([label("Segments"), self.segments] if d.segments else [])
+                         + [label("Dates"), self.dates, self.dates_label, w.HTML("<br>"), self.reset_button, self.refit_button,
+                            self.status],
+                         layout=w.Layout(width="260px", min_width="260px"))
+        main = w.VBox([self.kpi_html, label("Emotional curve"), self.curve,
+                       label("Pain points"), self.table_html,
+                       w.HBox([self.funnel_html, self.terms_html]),
+                       label("What customers said (newest first, personal data masked)"), self.verbatims_html],
+                      layout=w.Layout(flex="1 1 auto", padding="0 0 0 16px"))
+        title = w.HTML(_CSS + "<div class='cx-root'><div class='cx-title'>Pain points per moment of truth</div>"
+                       f"<div class='cx-sub'>{sum(d.base['reached'] > 0)} touchpoints with activity, "
+                       f"{len(d.feedback):,} pieces of feedback, {d.first_day:%d %b %Y} – {d.last_day:%d %b %Y}. "
+                       "Pick a moment, then narrow by touchpoint, channel, segment or dates.</div></div>")
+        self.widget = w.VBox([title, self.moment, w.HBox([filters, main])], layout=w.Layout(width="100%"))
+        self.widget.add_class("cx-root")
+
+        self.moment.observe(self._on_moment, "value")
+        for c in (self.touchpoints, self.channels, self.segments, self.dates):
+            c.observe(self._on_change, "value")
+        self.refit_button.on_click(self._on_refit)
+        self.reset_button.on_click(self._on_reset)
+        self.update()
+
+    # ------------------------------------------------------------------ events
+    def _moment_value(self):
+        return None if self.moment.value == "ALL" else self.moment.value
+
+    def _on_moment(self, change):
+        m = self._moment_value()
+        tps = [x for x in self.data.journey.touchpoints if m is None or self.data.journey.moment_of(x) == m]
+        self._busy = True
+        try:
+            self.touchpoints.options = tps
+            self.touchpoints.value = tps
+        finally:
+            self._busy = False
+        self.update()
+
+    def _on_change(self, change):
+        if not self._busy:
+            self.update()
+
+    def _on_reset(self, _):
+        self._busy = True
+        try:
+            self.channels.value = list(self.channels.options)
+            self.segments.value = list(self.segments.options)
+            self.dates.index = (0, len(self._days) - 1)
+        finally:
+            self._busy = False
+        self.update()
+
+    def _on_refit(self, _):
+        sel = self.selection()
+        if sel.filter_key() == (None,) * 4:
+            self.status.value = "<div class='cx-note'>No filter: the table already uses the journey's model.</div>"
+            return
+        self.refit_button.disabled = True
+        self.status.value = "<div class='cx-note'>Fitting the drop-off model on this selection…</div>"
+        try:
+            self.data.refit(sel)
+        except ValueError as err:
+            self.status.value = _empty(f"Cannot fit the drop-off model on this selection: {err}")
+            return
+        finally:
+            self.refit_button.disabled = False
+        self.update()
+
+    def selection(self) -> Selection:
+        """The current :class:`~cxlab.explore.Selection` (touchpoints within the moment)."""
+        d = self.data
+        lo, hi = self.dates.value
+        m = self._moment_value()
+        all_tps = [x for x in d.journey.touchpoints if m is None or d.journey.moment_of(x) == m]
+        tps = tuple(self.touchpoints.value)
+        return d.selection(moment=m, touchpoints=None if set(tps) == set(all_tps) else tps,
+                           channels=self.channels.value, segments=self.segments.value or None,
+                           start=lo, end=hi)
+
+    # ------------------------------------------------------------------ rendering
+    def update(self) -> None:
+        """Recompute every panel for the current selection (called on every change)."""
+        t0 = time.perf_counter()
+        d = self.data
+        missing = [name for name, c in (("touchpoint", self.touchpoints), ("channel", self.channels),
+                                        ("segment", self.segments)) if c.options and not c.value]
+        if missing:
+            msg = (f"No {missing[0]} selected: pick at least one {missing[0]} on the left "
+                   "(Ctrl/Cmd-click selects several).")
+            self.table = self.funnel = self.terms = self.verbatims = None
+            self.kpis = {}
+            for h in (self.kpi_html, self.table_html, self.verbatims_html):
+                h.value = _empty(msg)
+            self.funnel_html.value = self.terms_html.value = ""
+            self.curve.value = ""
+            self.latency = time.perf_counter() - t0
+            return
+        lo, hi = self.dates.value
+        self.dates_label.value = f"<div class='cx-note'>{lo:%d %b %Y} – {hi:%d %b %Y}</div>"
+        sel = self.selection()
+        full = d.journey_table(sel)
+        self.table = d.table(sel)
+        self.kpis = d.kpis(sel)
+        self.funnel = d.funnel_table(sel)
+        self.terms = d.terms(sel)
+        self.verbatims = d.verbatims(sel)
+        self.kpi_html.value = self._kpi_html(sel)
+        self.curve.value = self._curve_svg(full, sel)
+        self.table_html.value = self._table_html(self.table, sel)
+        self.funnel_html.value = self._funnel_html(sel)
+        self.terms_html.value = self._terms_html(sel)
+        self.verbatims_html.value = self._verbatims_html()
+        behaviour = self.table.attrs.get("behaviour", "whole journey")
+        filtered = sel.filter_key() != (None,) * 4
+        self.status.value = ("<div class='cx-note'>Drop-off odds ratios: "
+                             + ("fitted on this selection." if behaviour == "selection" else
+                                "from the whole journey's model; <b>Refit</b> fits them on this selection."
+                                if filtered else "whole journey.") + "</div>")
+        self.latency = time.perf_counter() - t0
+
+    def _kpi_html(self, sel: Selection) -> str:
+        tiles = []
+        for name, fmt, note in (("NPS", "{:+.0f}", "promoters − detractors, points"),
+                                ("CSAT", "{:.0%}", "top-2 box (4-5 of 5)"),
+                                ("Conversion", "{:.1%}", "entered the funnel → bought")):
+            k = self.kpis.get(name)
+            if k is None:
+                tiles.append(f"<div class='cx-tile'><div class='k'>{name}</div><div class='v'>–</div>"
+                             f"<div class='c'>no answers in this selection</div></div>")
+                continue
+            tiles.append(f"<div class='cx-tile'><div class='k'>{name}</div><div class='v'>{fmt.format(k['value'])}"
+                         f"</div><div class='c'>95% CI {fmt.format(k['ci_low'])} to {fmt.format(k['ci_high'])}"
+                         f" · n={k['n']:,}</div><div class='c'>{note}</div></div>")
+        return "<div class='cx-root cx-tiles'>" + "".join(tiles) + "</div>"
+
+    def _curve_svg(self, full: pd.DataFrame, sel: Selection) -> str:
+        key = (sel.filter_key(), sel.moment, full.attrs.get("behaviour"))
+        if key not in self._curves:
+            self._curves[key] = emotion_curve_svg(full, highlight=sel.moment)
+            if len(self._curves) > 64:
+                self._curves.popitem(last=False)
+        self._curves.move_to_end(key)
+        return self._curves[key]
+
+    def _table_html(self, table: pd.DataFrame, sel: Selection) -> str:
+        if table.empty:
+            return _empty("No touchpoint of the journey map in this selection.")
+        alpha = self.data.alpha
+        t = table.sort_values("rank", kind="stable")
+        head = ("<tr><th>#</th><th>Moment</th><th>Touchpoint</th><th>Reached</th><th>Feedback</th>"
+                "<th>Score 0-100 (95% CI)</th><th>vs journey (q)</th><th>Negative</th>"
+                "<th>Text sentiment</th><th>Left after</th><th>Drop-off OR (95% CI) (q)</th>"
+                "<th>Value at risk</th><th>Flag</th></tr>")
+        body = []
+        for r in t.itertuples(index=False):
+            diff_cls = "bad" if (pd.notna(r.score_diff) and r.score_diff < 0 and pd.notna(r.score_q)
+                                 and r.score_q < alpha) else ""
+            or_cls = "bad" if (pd.notna(r.dropoff_or) and r.dropoff_or > 1 and pd.notna(r.dropoff_q)
+                               and r.dropoff_q < alpha) else ""
+            score = ("–" if pd.isna(r.score_mean) else
+                     f"{r.score_mean:.0f} <span class='cx-note'>({_num(r.score_ci_low)}–{_num(r.score_ci_high)})"
+                     "</span>")
+            orr = ("–" if pd.isna(r.dropoff_or) else
+                   f"{r.dropoff_or:.2f} <span class='cx-note'>({r.dropoff_ci_low:.2f}–{r.dropoff_ci_high:.2f})"
+                   f"{' at ' + escape(str(r.dropoff_step)) if r.dropoff_step else ''}</span>")
+            flag = {"voice and behaviour": "<span class='cx-flag'>voice + behaviour</span>",
+                    "voice": "<span class='cx-flag v'>voice</span>",
+                    "behaviour": "<span class='cx-flag b'>behaviour</span>"}.get(r.flag, "")
+            body.append(
+                f"<tr class='{'pp' if r.pain_point else ''}'><td class='n'>{r.rank}</td><td>{escape(str(r.moment))}"
+                f"</td><td><b>{escape(str(r.touchpoint))}</b></td><td class='n'>{_num(r.reached)}</td>"
+                f"<td class='n'>{_num(r.feedback)}</td><td class='n'>{score}</td>"
+                f"<td class='n {diff_cls}'>{_num(r.score_diff, '{:+.1f}')} <span class='cx-note'>({_p(r.score_q)})"
+                "</span></td>"
+                f"<td class='n'>{_pct(r.share_negative)}</td><td class='n'>{_num(r.sentiment_mean, '{:+.2f}')}</td>"
+                f"<td class='n'>{_pct(r.left_after)}</td><td class='n {or_cls}'>{orr}"
+                f"{'' if pd.isna(r.dropoff_q) else ' <span class=cx-note>(' + _p(r.dropoff_q) + ')</span>'}</td>"
+                f"<td class='n'>{_num(r.value_at_risk)}</td><td>{flag}</td></tr>")
+        note = ("<div class='cx-note'>Pain point (red row): voice significantly worse than the journey "
+                f"(BH q &lt; {alpha:g}) and, where the drop-off model can measure it, leaving significantly "
+                "more likely. Value at risk = customers lost × value per customer "
+                f"({table.attrs.get('value_per_customer', self.data.value_per_customer):,.2f}).</div>")
+        return (f"<div style='overflow-x:auto'><table class='cx pp-table'>{head}{''.join(body)}</table></div>"
+                + note)
+
+    def _funnel_html(self, sel: Selection) -> str:
+        f = self.funnel
+        head = "<div class='cx-h'>Funnel</div>"
+        steps = f if sel.moment is None else f[f["moment"] == sel.moment]
+        if steps.empty:
+            return head + _empty(f"No funnel step at {sel.moment}: the funnel runs through "
+                                 f"{', '.join(sorted(set(f['moment'].dropna())))}.")
+        rows = []
+        for r in steps.itertuples(index=False):
+            width = 0 if pd.isna(r.rate) else int(round(160 * r.rate))
+            rows.append(f"<tr><td>{r.step}. {escape(str(r.touchpoint))}</td><td class='n'>{r.n:,}</td>"
+                        f"<td><span class='cx-bar' style='width:{width}px'></span> {_pct(r.rate, 1)}</td>"
+                        f"<td class='n'>{_pct(r.step_rate, 1)} <span class='cx-note'>({_pct(r.step_ci_low, 1)}–"
+                        f"{_pct(r.step_ci_high, 1)})</span></td><td class='n'>{r.dropped:,}</td></tr>")
+        return (head + "<table class='cx'><tr><th>Step</th><th>Customers</th><th>From step 1</th>"
+                "<th>From previous (95% CI)</th><th>Dropped</th></tr>" + "".join(rows) + "</table>"
+                "<div class='cx-note'>Customers counted by the channel, segment and day of their funnel entry; "
+                f"closed funnel within {self.data.window}.</div>")
+
+    def _terms_html(self, sel: Selection) -> str:
+        head = "<div class='cx-h'>What the complaints are about</div>"
+        t = self.terms
+        if t is None or t.empty:
+            why = ("Pick a moment or touchpoints to contrast their complaints with the rest of the journey."
+                   if sel.moment is None and sel.touchpoints is None else
+                   "No term stands out in the negative feedback of this selection.")
+            return head + _empty(why)
+        zmax = float(t["z"].max())
+        rows = "".join(
+            f"<tr><td>{escape(r.term)}</td><td><span class='cx-bar neg' style='width:{int(120 * r.z / zmax)}px'>"
+            f"</span> {r.z:.1f}</td><td class='n'>{_pct(r.share_in_group)}</td><td class='n'>"
+            f"{_pct(r.share_elsewhere)}</td></tr>" for r in t.itertuples(index=False))
+        return (head + "<table class='cx'><tr><th>Term</th><th>z</th><th>of these complaints</th>"
+                "<th>elsewhere</th></tr>" + rows + "</table><div class='cx-note'>Log-odds with an informative "
+                "Dirichlet prior (Monroe et al. 2008), negative feedback of the selection vs the rest.</div>")
+
+    def _verbatims_html(self) -> str:
+        v = self.verbatims
+        if v is None or v.empty:
+            return _empty("No verbatim in this selection.")
+        out = []
+        for r in v.itertuples(index=False):
+            cls = "neg" if pd.notna(r.sentiment) and r.sentiment < -0.2 else (
+                "pos" if pd.notna(r.sentiment) and r.sentiment > 0.2 else "")
+            score = "" if pd.isna(r.score) else f" · {r.scale} {r.score:g}"
+            out.append(f"<div class='cx-verb {cls}'><div class='meta'>{pd.Timestamp(r.ts):%d %b %Y %H:%M} · "
+                       f"{escape(str(r.touchpoint))} · {escape(str(r.channel))}{escape(score)} · sentiment "
+                       f"{_num(r.sentiment, '{:+.2f}')}</div>{escape(str(r.text))}</div>")
+        return "".join(out)
+
+    # ------------------------------------------------------------------ display
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+# --------------------------------------------------------------------------- funnel
+_WINDOWS = [("30 minutes", "30min"), ("1 hour", "1h"), ("1 day", "1D"), ("7 days", "7D"), ("30 days", "30D"),
+            ("no window", "none")]
+
+
+def _window_label(td) -> str:
+    td = pd.Timedelta(td)
+    for _, v in _WINDOWS:
+        if v != "none" and pd.Timedelta(v) == td:
+            return v
+    return str(td)
+
+
+class FunnelExplorer:
+    """A funnel you can reshape: steps (type or pick touchpoints, in order), window, order
+    (closed / open / any, as :func:`cxlab.funnel.funnel`), breakdown by an event column, and
+    the escape routes of a step (:func:`cxlab.paths.escape_routes`). Every answer is computed
+    in the engine once and cached.
+
+    Attributes for code and tests: ``table`` (the funnel shown), ``routes`` (the
+    :class:`~cxlab.paths.EscapeRoutes` shown) and ``latency``.
+    """
+
+    def __init__(self, data, *, journey=None, alpha: float = 0.05, breakdowns=None):
+        import ipywidgets as w
+
+        from ._engine import as_table
+
+        self.journey = jm = JourneyMap.coerce(journey)
+        self.events = as_table(data)
+        self.alpha = alpha
+        self._cache: OrderedDict = OrderedDict()
+        self.latency = float("nan")
+        if breakdowns is None:
+            breakdowns = [c for c in ("channel", "device", "segment") if c in self.events.columns]
+        present = set(self.events.select("touchpoint").distinct().to_pandas()["touchpoint"])
+        tps = [x for x in jm.touchpoints if x in present] + sorted(present - set(jm.touchpoints))
+        self.steps = w.TagsInput(value=list(jm.funnel), allowed_tags=tps, allow_duplicates=False,
+                                 layout=w.Layout(width="100%"))
+        win = _window_label(jm.conversion_window)
+        options = _WINDOWS if any(v == win for _, v in _WINDOWS) else _WINDOWS + [(win, win)]
+        self.window = w.Dropdown(options=options, value=win, description="Window", layout=w.Layout(width="220px"))
+        self.order = w.ToggleButtons(options=[("closed", "closed"), ("open", "open"), ("any order", "any")],
+                                     value="closed", description="Order",
+                                     tooltips=["each step after the previous, within the window from step 1",
+                                               "a step counts when reached in order, entering at any step",
+                                               "all steps in any order within the window"],
+                                     style={"button_width": "90px"})
+        self.breakdown = w.Dropdown(options=[("none", "")] + [(c, c) for c in breakdowns], value="",
+                                    description="Break down", layout=w.Layout(width="220px"))
+        self.escape_step = w.Dropdown(description="Escape routes of", style={"description_width": "initial"},
+                                      layout=w.Layout(width="320px"))
+        self.table_html = w.HTML()
+        self.chart = w.Image(format="png", layout=w.Layout(max_width="100%"))
+        self.routes_html = w.HTML()
+        title = w.HTML(_CSS + "<div class='cx-root'><div class='cx-title'>Funnel explorer</div><div class='cx-sub'>"
+                       "Type or pick the steps in order; change the window, the order rule or the breakdown. "
+                       "Rates carry 95% Wilson intervals.</div></div>")
+        self.widget = w.VBox([title, w.HTML("<div class='cx-h'>Steps</div>"), self.steps,
+                              w.HBox([self.window, self.breakdown]), self.order, self.table_html, self.chart,
+                              self.escape_step, self.routes_html])
+        for c in (self.steps, self.window, self.order, self.breakdown):
+            c.observe(self._on_change, "value")
+        self.escape_step.observe(self._on_escape, "value")
+        self._busy = False
+        self.update()
+
+    def _params(self):
+        win = None if self.window.value == "none" else self.window.value
+        return tuple(self.steps.value), win, self.order.value, self.breakdown.value or None
+
+    def _cached(self, key, compute):
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        value = compute()
+        self._cache[key] = value
+        if len(self._cache) > 128:
+            self._cache.popitem(last=False)
+        return value
+
+    def _on_change(self, change):
+        if not self._busy:
+            self.update()
+
+    def _on_escape(self, change):
+        if not self._busy:
+            self._update_routes()
+
+    def update(self) -> None:
+        """Recompute the funnel (cached per setting) and the escape routes."""
+        from .funnel import funnel, plot_funnel
+
+        t0 = time.perf_counter()
+        steps, win, order, by = self._params()
+        if len(steps) < 2:
+            self.table = None
+            self.table_html.value = _empty("A funnel needs at least two steps: add touchpoints above.")
+            self.chart.value = _blank_png()
+            self.routes_html.value = ""
+            self.latency = time.perf_counter() - t0
+            return
+        try:
+            self.table = self._cached(("funnel", steps, win, order, by),
+                                      lambda: funnel(self.events, journey=self.journey, steps=list(steps),
+                                                     window=win, order=order, by=by, alpha=self.alpha))
+        except ValueError as err:
+            self.table = None
+            self.table_html.value = _empty(str(err))
+            self.latency = time.perf_counter() - t0
+            return
+        self.table_html.value = self._table_html(self.table, by)
+        self.chart.value = self._cached(("chart", steps, win, order, by), lambda: self._chart(plot_funnel, by))
+        choices = [s for s in steps[:-1] if s in self.journey.funnel[:-1]]
+        self._busy = True
+        try:
+            self.escape_step.options = choices
+            if choices and self.escape_step.value not in choices:
+                self.escape_step.value = choices[0]
+        finally:
+            self._busy = False
+        self._update_routes()
+        self.latency = time.perf_counter() - t0
+
+    def _chart(self, plot_funnel, by):
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(8, 3.4))
+        plot_funnel(self.table, ax=ax)
+        return _fig_png(fig)
+
+    def _update_routes(self) -> None:
+        from .paths import escape_routes
+
+        step = self.escape_step.value
+        _, win, _, _ = self._params()
+        if not step:
+            self.routes = None
+            self.routes_html.value = _empty("Escape routes need a step of the journey map's funnel "
+                                            f"({', '.join(self.journey.funnel[:-1])}) among the steps.")
+            return
+        window = win if win is not None else self.journey.conversion_window
+        self.routes = self._cached(("routes", step, window),
+                                   lambda: escape_routes(self.events, step=step, journey=self.journey,
+                                                         window=window, alpha=self.alpha))
+        self.routes_html.value = "<div class='cx-root'>" + self.routes._repr_html_().replace(
+            "<table", "<table class='cx'").replace('class="dataframe"', "") + "</div>"
+
+    def _table_html(self, table: pd.DataFrame, by) -> str:
+        rows = []
+        for r in table.itertuples(index=False):
+            width = 0 if pd.isna(r.rate) else int(round(200 * r.rate))
+            level = f"<td>{escape(str(getattr(r, by)))}</td>" if by else ""
+            rows.append(f"<tr>{level}<td>{r.step}. {escape(str(r.touchpoint))}</td><td>{escape(str(r.moment))}</td>"
+                        f"<td class='n'>{r.n:,}</td><td><span class='cx-bar' style='width:{width}px'></span> "
+                        f"{_pct(r.rate, 1)} <span class='cx-note'>({_pct(r.ci_low, 1)}–{_pct(r.ci_high, 1)})"
+                        f"</span></td><td class='n'>{_pct(r.step_rate, 1)}</td><td class='n'>{r.dropped:,}</td>"
+                        f"<td class='n'>{_dur(r.p50)}</td></tr>")
+        head = (f"<tr>{'<th>' + escape(by) + '</th>' if by else ''}<th>Step</th><th>Moment</th><th>Customers</th>"
+                "<th>From step 1 (95% CI)</th><th>From previous</th><th>Dropped</th><th>Median time to step</th></tr>")
+        return "<div class='cx-root'><table class='cx'>" + head + "".join(rows) + "</table></div>"
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _dur(td) -> str:
+    if td is None or pd.isna(td):
+        return "–"
+    s = pd.Timedelta(td).total_seconds()
+    if s < 3600:
+        return f"{s / 60:.0f} min"
+    if s < 86400:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} d"
