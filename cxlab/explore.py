@@ -3,9 +3,9 @@
 :class:`ExplorerData` reads a workspace (or events and feedback frames) once: it fits the
 text-sentiment model, scores every verbatim, computes the whole-journey pain-point table
 (:func:`cxlab.painpoints.pain_points`, drop-off model included), and keeps small
-aggregates in an in-memory DuckDB database: who reached which touchpoint on which day
-through which channel, and the funnel counted by entry channel, segment and day. A
-selection (moment of truth, touchpoints, channels, segments, a date range) is then answered
+aggregates: who reached which touchpoint on which day through which channel (computed
+in the engine, held as sorted arrays), and the funnel counted by entry channel, segment and day.
+A selection (moment of truth, touchpoints, channels, segments, a date range) is then answered
 from those aggregates in milliseconds instead of from the raw events.
 
 What a selection means
@@ -95,7 +95,6 @@ class ExplorerData:
 
     def __init__(self, data, *, journey=None, segment="segment", alpha: float = 0.05, sentiment_model="fit",
                  value_per_customer=None, window=None, progress: bool = False):
-        import duckdb
         import ibis
         from tqdm.auto import tqdm
 
@@ -149,7 +148,7 @@ class ExplorerData:
         self.feedback = f
         bar.update()
 
-        # 4. reach: customer x touchpoint x channel x segment x day, first time (in-memory DuckDB)
+        # 4. reach: customer x touchpoint x channel x segment x day, first time (engine, then arrays)
         tps = list(jm.touchpoints)
         ch = t.channel.cast("string") if self.has_channel else ibis.literal("")
         sg = t[segment].cast("string") if segment else ibis.literal("")
@@ -159,16 +158,10 @@ class ExplorerData:
                   else {"vsum": ibis.literal(0.0).sum(), "vn": ibis.literal(0).sum()})
         reach = (ev.group_by(["customer_id", "touchpoint", "_ch", "_sg", "_day"])
                  .aggregate(first=ev.ts.min(), **values).to_pyarrow())
-        self._db = duckdb.connect()
-        self._db.register("_reach_arrow", reach)
-        self._db.execute("CREATE TABLE reach AS SELECT * FROM _reach_arrow")
-        self._db.unregister("_reach_arrow")
-        days = self._db.execute("SELECT min(_day), max(_day) FROM reach").fetchall()[0]
-        self.first_day, self.last_day = (_day(d) for d in days)
-        self.channels = tuple(sorted(r[0] for r in self._db.execute(
-            "SELECT DISTINCT _ch FROM reach").fetchall())) if self.has_channel else ()
-        self.segments = tuple(sorted(r[0] for r in self._db.execute(
-            "SELECT DISTINCT _sg FROM reach").fetchall())) if segment else ()
+        self._reach = _ReachIndex(reach, tps, jm.conversion)
+        self.first_day, self.last_day = self._reach.first_day, self._reach.last_day
+        self.channels = self._reach.channels if self.has_channel else ()
+        self.segments = self._reach.segments if segment else ()
         bar.update()
 
         # 5. funnel and conversion counted by entry channel, segment and day
@@ -224,22 +217,6 @@ class ExplorerData:
             m &= (f["_day"] <= sel.end).to_numpy()
         return m
 
-    def _where(self, sel: Selection) -> tuple[str, list]:
-        clauses, params = [], []
-        if sel.channels is not None:
-            clauses.append(f"_ch IN ({', '.join('?' * len(sel.channels))})")
-            params += list(sel.channels)
-        if sel.segments is not None:
-            clauses.append(f"_sg IN ({', '.join('?' * len(sel.segments))})")
-            params += list(sel.segments)
-        if sel.start is not None:
-            clauses.append("_day >= ?")
-            params.append(sel.start.to_pydatetime())
-        if sel.end is not None:
-            clauses.append("_day <= ?")
-            params.append(sel.end.to_pydatetime())
-        return (" AND ".join(clauses) or "TRUE"), params
-
     def _cube_rows(self, cube: pd.DataFrame, sel: Selection) -> pd.DataFrame:
         m = np.ones(len(cube), dtype=bool)
         if sel.channels is not None:
@@ -288,16 +265,7 @@ class ExplorerData:
 
         jm = self.journey
         tps = list(jm.touchpoints)
-        where, params = self._where(sel)
-        conv = jm.conversion
-        reach = self._db.execute(f"""
-            WITH sel AS (SELECT customer_id, touchpoint, min(first) AS first FROM reach WHERE {where}
-                         GROUP BY customer_id, touchpoint),
-                 cv AS (SELECT customer_id, first AS conv FROM sel WHERE touchpoint = ?)
-            SELECT s.touchpoint, count(*) AS reached,
-                   count(*) FILTER (WHERE c.conv IS NULL OR c.conv >= s.first) AS at_risk,
-                   count(*) FILTER (WHERE c.conv IS NULL) AS "left"
-            FROM sel s LEFT JOIN cv c USING (customer_id) GROUP BY s.touchpoint""", [*params, conv]).df()
+        reach, conv_value = self._reach.counts(sel)
         rows = pd.DataFrame({"moment": [jm.moment_of(x) for x in tps], "touchpoint": tps})
         rows = rows.merge(reach[["touchpoint", "reached"]], on="touchpoint", how="left")
         rows["reached"] = rows["reached"].fillna(0).astype("int64")
@@ -320,9 +288,7 @@ class ExplorerData:
                                                                         alpha=self.alpha)
         value = self._value_given
         if value is None:        # the mean conversion value of the selection, as pain_points takes it
-            vsum, vn = self._db.execute(f"SELECT sum(vsum), sum(vn) FROM reach WHERE ({where}) AND touchpoint = ?",
-                                        [*params, conv]).fetchall()[0]
-            value = float(vsum) / vn if vn else 1.0
+            value = conv_value
         rows = _priority(rows, self.alpha, value)[PAIN_POINT_COLUMNS]
         rows.attrs.update(baseline_score=float(f["_norm"].mean()) if len(f) else np.nan,
                           value_per_customer=value, alpha=self.alpha,
@@ -472,3 +438,73 @@ class ExplorerData:
         return pd.DataFrame({"ts": f["ts"], "touchpoint": f["touchpoint"], "channel": f["channel"],
                              "score": f["score"], "scale": f["scale"], "text": f["_masked"],
                              "sentiment": f["_sent"]}).reset_index(drop=True)
+
+
+class _ReachIndex:
+    """Who reached which touchpoint, when, through which channel, in which segment: one row
+    per customer x touchpoint x channel x segment x day with the first time, held as numpy
+    arrays sorted by (touchpoint, customer, first time). A selection's reach, at-risk and
+    left counts are then one masked pass over the arrays (no sort, no hash)."""
+
+    def __init__(self, table, touchpoints, conversion):
+        frame = table.to_pandas()
+        self.touchpoints = list(touchpoints)
+        tp = pd.Categorical(frame["touchpoint"], categories=self.touchpoints).codes.astype(np.int16)
+        cid, _ = pd.factorize(frame["customer_id"])
+        ch_codes, ch_levels = pd.factorize(frame["_ch"].astype("str"), sort=True)
+        sg_codes, sg_levels = pd.factorize(frame["_sg"].astype("str"), sort=True)
+        day = pd.to_datetime(frame["_day"], utc=True).dt.as_unit("ns")
+        first = pd.to_datetime(frame["first"], utc=True).astype("int64").to_numpy()
+        order = np.lexsort((first, cid, tp))
+        self.tp, self.cid = tp[order], cid[order].astype(np.int64)
+        self.ch, self.sg = ch_codes[order].astype(np.int16), sg_codes[order].astype(np.int16)
+        self.day = day.astype("int64").to_numpy()[order]
+        self.first = first[order]
+        self.vsum = frame["vsum"].fillna(0).to_numpy("float64")[order]
+        self.vn = frame["vn"].fillna(0).to_numpy("float64")[order]
+        self.channels, self.segments = tuple(map(str, ch_levels)), tuple(map(str, sg_levels))
+        self.n_customers = int(cid.max()) + 1 if len(cid) else 0
+        self.conv = self.touchpoints.index(conversion) if conversion in self.touchpoints else -1
+        self.first_day = _day(day.min()) if len(day) else None
+        self.last_day = _day(day.max()) if len(day) else None
+
+    def _mask(self, sel: Selection) -> np.ndarray:
+        m = np.ones(len(self.tp), dtype=bool)
+        if sel.channels is not None:
+            ok = np.isin(np.array(self.channels, dtype=object), list(sel.channels))
+            m &= ok[self.ch]
+        if sel.segments is not None:
+            ok = np.isin(np.array(self.segments, dtype=object), list(sel.segments))
+            m &= ok[self.sg]
+        if sel.start is not None:
+            m &= self.day >= sel.start.value
+        if sel.end is not None:
+            m &= self.day <= sel.end.value
+        return m
+
+    def counts(self, sel: Selection) -> tuple[pd.DataFrame, float]:
+        """Per touchpoint: ``reached`` (customers), ``at_risk`` (reached it before converting,
+        or never converted) and ``left`` (never converted), as pain_points counts them on the
+        filtered events; and the mean conversion value (1.0 without values)."""
+        m = self._mask(sel)
+        tp, cid, first = self.tp[m], self.cid[m], self.first[m]
+        k = len(self.touchpoints)
+        if len(tp) == 0:
+            zero = np.zeros(k, dtype=np.int64)
+            return pd.DataFrame({"touchpoint": self.touchpoints, "reached": zero, "at_risk": zero, "left": zero}), 1.0
+        start = np.ones(len(tp), dtype=bool)            # first row of each (touchpoint, customer): its first time
+        start[1:] = (tp[1:] != tp[:-1]) | (cid[1:] != cid[:-1])
+        tp, cid, first = tp[start], cid[start], first[start]
+        conv = np.full(self.n_customers, np.iinfo(np.int64).max)
+        is_conv = tp == self.conv
+        conv[cid[is_conv]] = first[is_conv]
+        c = conv[cid]
+        never = c == np.iinfo(np.int64).max
+        at_risk = never | (c >= first)
+        out = pd.DataFrame({"touchpoint": self.touchpoints,
+                            "reached": np.bincount(tp, minlength=k)[:k],
+                            "at_risk": np.bincount(tp[at_risk], minlength=k)[:k],
+                            "left": np.bincount(tp[never], minlength=k)[:k]})
+        vm = m & (self.tp == self.conv)
+        vn = self.vn[vm].sum()
+        return out, (float(self.vsum[vm].sum() / vn) if vn else 1.0)

@@ -275,7 +275,7 @@ class PainPointExplorer:
                        label("Pain points"), self.table_html,
                        w.HBox([self.funnel_html, self.terms_html]),
                        label("What customers said (newest first, personal data masked)"), self.verbatims_html],
-                      layout=w.Layout(flex="1 1 auto", padding="0 0 0 16px"))
+                      layout=w.Layout(flex="1 1 0%", min_width="0", padding="0 0 0 16px"))
         title = w.HTML(_CSS + "<div class='cx-root'><div class='cx-title'>Pain points per moment of truth</div>"
                        f"<div class='cx-sub'>{sum(d.base['reached'] > 0)} touchpoints with activity, "
                        f"{len(d.feedback):,} pieces of feedback, {d.first_day:%d %b %Y} – {d.last_day:%d %b %Y}. "
@@ -439,8 +439,8 @@ class PainPointExplorer:
                 f"<tr class='{'pp' if r.pain_point else ''}'><td class='n'>{r.rank}</td><td>{escape(str(r.moment))}"
                 f"</td><td><b>{escape(str(r.touchpoint))}</b></td><td class='n'>{_num(r.reached)}</td>"
                 f"<td class='n'>{_num(r.feedback)}</td><td class='n'>{score}</td>"
-                f"<td class='n {diff_cls}'>{_num(r.score_diff, '{:+.1f}')} <span class='cx-note'>({_p(r.score_q)})"
-                "</span></td>"
+                f"<td class='n {diff_cls}'>{_num(r.score_diff, '{:+.1f}')}"
+                f"{'' if pd.isna(r.score_q) else ' <span class=cx-note>(' + _p(r.score_q) + ')</span>'}</td>"
                 f"<td class='n'>{_pct(r.share_negative)}</td><td class='n'>{_num(r.sentiment_mean, '{:+.2f}')}</td>"
                 f"<td class='n'>{_pct(r.left_after)}</td><td class='n {or_cls}'>{orr}"
                 f"{'' if pd.isna(r.dropoff_q) else ' <span class=cx-note>(' + _p(r.dropoff_q) + ')</span>'}</td>"
@@ -461,15 +461,17 @@ class PainPointExplorer:
                                  f"{', '.join(sorted(set(f['moment'].dropna())))}.")
         rows = []
         for r in steps.itertuples(index=False):
-            width = 0 if pd.isna(r.rate) else int(round(160 * r.rate))
-            rows.append(f"<tr><td>{r.step}. {escape(str(r.touchpoint))}</td><td class='n'>{r.n:,}</td>"
-                        f"<td><span class='cx-bar' style='width:{width}px'></span> {_pct(r.rate, 1)}</td>"
+            width = 0 if pd.isna(r.rate) else round(120 * r.rate)
+            rows.append(f"<tr><td style='white-space:nowrap'>{r.step}. {escape(str(r.touchpoint))}</td>"
+                        f"<td class='n'>{r.n:,}</td>"
+                        f"<td style='white-space:nowrap'><span class='cx-bar' style='width:{width}px'></span> "
+                        f"{_pct(r.rate, 1)}</td>"
                         f"<td class='n'>{_pct(r.step_rate, 1)} <span class='cx-note'>({_pct(r.step_ci_low, 1)}–"
                         f"{_pct(r.step_ci_high, 1)})</span></td><td class='n'>{r.dropped:,}</td></tr>")
         return (head + "<table class='cx'><tr><th>Step</th><th>Customers</th><th>From step 1</th>"
                 "<th>From previous (95% CI)</th><th>Dropped</th></tr>" + "".join(rows) + "</table>"
                 "<div class='cx-note'>Customers counted by the channel, segment and day of their funnel entry; "
-                f"closed funnel within {self.data.window}.</div>")
+                f"closed funnel within {_dur(self.data.window)}.</div>")
 
     def _terms_html(self, sel: Selection) -> str:
         head = "<div class='cx-h'>What the complaints are about</div>"
@@ -482,8 +484,8 @@ class PainPointExplorer:
         zmax = float(t["z"].max())
         rows = "".join(
             f"<tr><td>{escape(r.term)}</td><td><span class='cx-bar neg' style='width:{int(120 * r.z / zmax)}px'>"
-            f"</span> {r.z:.1f}</td><td class='n'>{_pct(r.share_in_group)}</td><td class='n'>"
-            f"{_pct(r.share_elsewhere)}</td></tr>" for r in t.itertuples(index=False))
+            f"</span> {r.z:.1f}</td><td class='n'>{_pct(r.share_in_group, 1)}</td><td class='n'>"
+            f"{_pct(r.share_elsewhere, 1)}</td></tr>" for r in t.itertuples(index=False))
         return (head + "<table class='cx'><tr><th>Term</th><th>z</th><th>of these complaints</th>"
                 "<th>elsewhere</th></tr>" + rows + "</table><div class='cx-note'>Log-odds with an informative "
                 "Dirichlet prior (Monroe et al. 2008), negative feedback of the selection vs the rest.</div>")
@@ -661,7 +663,7 @@ class FunnelExplorer:
     def _table_html(self, table: pd.DataFrame, by) -> str:
         rows = []
         for r in table.itertuples(index=False):
-            width = 0 if pd.isna(r.rate) else int(round(200 * r.rate))
+            width = 0 if pd.isna(r.rate) else round(200 * r.rate)
             level = f"<td>{escape(str(getattr(r, by)))}</td>" if by else ""
             rows.append(f"<tr>{level}<td>{r.step}. {escape(str(r.touchpoint))}</td><td>{escape(str(r.moment))}</td>"
                         f"<td class='n'>{r.n:,}</td><td><span class='cx-bar' style='width:{width}px'></span> "
@@ -680,6 +682,8 @@ def _dur(td) -> str:
     if td is None or pd.isna(td):
         return "–"
     s = pd.Timedelta(td).total_seconds()
+    if s % 86400 == 0 and s >= 86400:
+        return f"{s / 86400:.0f} day" + ("s" if s > 86400 else "")
     if s < 3600:
         return f"{s / 60:.0f} min"
     if s < 86400:

@@ -1,0 +1,134 @@
+"""End to end in a real browser: `cxlab explore` serves the pain-point explorer with Voilà on
+a free localhost port, headless Chromium (Debian's package, driven by Playwright) opens it
+with the token, changes the moment of truth, and the pain-point table follows.
+
+Screenshots go to the test's temporary folder, or to $CXLAB_SCREENSHOTS when set."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import cxlab
+from cxlab.datasets import simulate_journeys
+from cxlab.painpoints import pain_points
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+pytestmark = [pytest.mark.slow, pytest.mark.notebooks]
+
+
+def _need_browser():
+    pytest.importorskip("playwright.sync_api", reason="playwright is a test dependency: pip install -e '.[test]'")
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI needs Debian's chromium for the browser test (.ci/run installs it)")
+        pytest.skip("no chromium on this machine: apt-get install chromium")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    _need_browser()
+    root = tmp_path_factory.mktemp("explore")
+    sim = simulate_journeys(4_000, seed=5)
+    ev_csv, fb_csv = root / "events.csv", root / "feedback.csv"
+    from cxlab.datasets import write_simulation
+
+    paths = write_simulation(sim, root / "raw")
+    ev_csv, fb_csv = paths["events"], paths["feedback"]
+    ws_path = root / "ws.duckdb"
+    with cxlab.connect(ws_path) as ws:
+        ws.pull(ev_csv)
+        ws.pull(fb_csv, kind="feedback")
+        ref = pain_points(ws)
+    token = "t0k3n-" + os.urandom(12).hex()
+    proc = subprocess.Popen([sys.executable, "-m", "cxlab.cli", "explore", "--workspace", str(ws_path),
+                             "--token", token], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = None
+    deadline = time.time() + 60
+    while time.time() < deadline and url is None:
+        line = proc.stdout.readline()
+        m = re.search(r"open: (http://127\.0\.0\.1:\d+/\?token=\S+)", line or "")
+        if m:
+            url = m.group(1)
+    assert url, "cxlab explore printed no URL"
+    base = url.split("?")[0]
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(base + "api/status?token=" + token, timeout=2)
+            break
+        except urllib.error.HTTPError:
+            break
+        except OSError:
+            time.sleep(0.5)
+    yield {"url": url, "base": base, "token": token, "ref": ref, "proc": proc}
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _shot_dir(tmp_path) -> Path:
+    d = Path(os.environ.get("CXLAB_SCREENSHOTS") or tmp_path)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def test_the_page_needs_the_token(served):
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        opener.open(served["base"], timeout=10)
+    assert err.value.code in (302, 401, 403)
+    assert "login" in (err.value.headers.get("Location") or "login")
+
+
+def test_changing_the_moment_changes_the_table_in_the_browser(served, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    ref, shots = served["ref"], _shot_dir(tmp_path)
+    cells = ("() => [...document.querySelectorAll('table.pp-table tr td:nth-child(3) b')]"
+             ".map(e => e.textContent)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 2200})
+            page.goto(served["url"], timeout=120_000)
+            page.wait_for_selector("table.pp-table", timeout=180_000)
+            assert sorted(page.evaluate(cells)) == sorted(ref["touchpoint"])
+            page.screenshot(path=str(shots / "explorer_whole_journey.png"), full_page=True)
+            for moment in ("SMOT", "FMOT"):
+                page.get_by_role("button", name=moment, exact=True).click()
+                want = sorted(ref.loc[ref.moment == moment, "touchpoint"])
+                page.wait_for_function(f"() => JSON.stringify(({cells})().sort()) === '{_js_list(want)}'",
+                                       timeout=30_000)
+                # the numbers shown are pain_points' numbers
+                row = ref[ref.moment == moment].sort_values("reached").iloc[-1]
+                text = page.inner_text(f"table.pp-table tr:has(b:text-is('{row.touchpoint}'))")
+                assert f"{int(row.reached):,}" in text
+                page.screenshot(path=str(shots / f"explorer_{moment}.png"), full_page=True)
+            # an empty selection says so
+            page.get_by_role("button", name="UMOT", exact=True).click()
+            page.wait_for_function(f"() => JSON.stringify(({cells})().sort()) === "
+                                   f"'{_js_list(sorted(ref.loc[ref.moment == 'UMOT', 'touchpoint']))}'",
+                                   timeout=30_000)
+        finally:
+            browser.close()
+
+
+def _js_list(items) -> str:
+    return "[" + ",".join(f'"{x}"' for x in items) + "]"
