@@ -30,6 +30,7 @@ benchmark: $(VENV)/.test
 	$(BIN)/python benchmarks/dropoff.py
 	$(BIN)/python benchmarks/sentiment.py
 	$(BIN)/python benchmarks/report.py
+	$(BIN)/python benchmarks/widgets.py
 
 clean-reports:
 	rm -rf reports/20*
