@@ -250,3 +250,17 @@ def test_funnel_explorer_controls_give_funnel_and_escape_routes(sim):
     assert x.table is None and "at least two steps" in x.table_html.value
     x.steps.value = ["home_page", "checkout"]
     assert x.table["touchpoint"].tolist() == ["home_page", "checkout"]
+
+
+def test_cxlab_explore_refuses_what_it_cannot_serve_safely(tmp_path, capsys):
+    from cxlab.cli import main
+
+    ws_path = tmp_path / "ws.duckdb"
+    assert main(["explore", "--workspace", str(ws_path)]) == 2
+    assert "does not exist: run `cxlab demo`" in capsys.readouterr().err
+    cxlab.connect(ws_path).close()
+    for token in ("", "short"):
+        assert main(["explore", "--workspace", str(ws_path), "--token", token]) == 2
+        assert "at least 16 characters" in capsys.readouterr().err
+    assert main(["explore", "pain_point", "--workspace", str(ws_path)]) == 2
+    assert "did you mean 'pain_points'" in capsys.readouterr().err
