@@ -17,7 +17,6 @@ breakdown) in the engine and shows the escape routes of a step
 """
 from __future__ import annotations
 
-import io
 import time
 from collections import OrderedDict
 from html import escape
@@ -111,23 +110,6 @@ def _empty(msg: str) -> str:
     return f"<div class='cx-empty'>{escape(msg)}</div>"
 
 
-def _fig_png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _blank_png() -> bytes:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 0.4))
-    ax.axis("off")
-    return _fig_png(fig)
-
-
 _MOMENT_FILL = {"ZMOT": "#dbe9f6", "FMOT": "#fde9d9", "SMOT": "#e2f0d9", "UMOT": "#ece2f0"}
 
 
@@ -152,8 +134,8 @@ def emotion_curve_svg(table: pd.DataFrame, *, highlight=None, width: int = 980, 
     def ys(v):
         return top + ph * (1 - float(np.clip(v, 0, 100)) / 100)
 
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {height}' width='100%' "
-             f"style='max-width:{width}px;font-family:sans-serif' role='img' aria-label='Emotional curve'>"]
+    parts = [(f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {height}' width='100%' "
+              f"style='max-width:{width}px;font-family:sans-serif' role='img' aria-label='Emotional curve'>")]
     for moment, idx in curve.groupby("moment", sort=False).groups.items():
         lo, hi = left + step * min(idx), left + step * (max(idx) + 1)
         faded = highlight is not None and moment != highlight
@@ -562,13 +544,13 @@ class FunnelExplorer:
         self.escape_step = w.Dropdown(description="Escape routes of", style={"description_width": "initial"},
                                       layout=w.Layout(width="320px"))
         self.table_html = w.HTML()
-        self.chart = w.Image(format="png", layout=w.Layout(max_width="100%"))
         self.routes_html = w.HTML()
         title = w.HTML(_CSS + "<div class='cx-root'><div class='cx-title'>Funnel explorer</div><div class='cx-sub'>"
                        "Type or pick the steps in order; change the window, the order rule or the breakdown. "
                        "Rates carry 95% Wilson intervals.</div></div>")
         self.widget = w.VBox([title, w.HTML("<div class='cx-h'>Steps</div>"), self.steps,
-                              w.HBox([self.window, self.breakdown]), self.order, self.table_html, self.chart,
+                              w.HBox([self.window, self.breakdown]), self.order, self.table_html,
+                              w.HTML("<div class='cx-h'>Escape routes: who leaves a step, after what</div>"),
                               self.escape_step, self.routes_html])
         for c in (self.steps, self.window, self.order, self.breakdown):
             c.observe(self._on_change, "value")
@@ -600,14 +582,13 @@ class FunnelExplorer:
 
     def update(self) -> None:
         """Recompute the funnel (cached per setting) and the escape routes."""
-        from .funnel import funnel, plot_funnel
+        from .funnel import funnel
 
         t0 = time.perf_counter()
         steps, win, order, by = self._params()
         if len(steps) < 2:
             self.table = None
             self.table_html.value = _empty("A funnel needs at least two steps: add touchpoints above.")
-            self.chart.value = _blank_png()
             self.routes_html.value = ""
             self.latency = time.perf_counter() - t0
             return
@@ -621,7 +602,6 @@ class FunnelExplorer:
             self.latency = time.perf_counter() - t0
             return
         self.table_html.value = self._table_html(self.table, by)
-        self.chart.value = self._cached(("chart", steps, win, order, by), lambda: self._chart(plot_funnel, by))
         choices = [s for s in steps[:-1] if s in self.journey.funnel[:-1]]
         self._busy = True
         try:
@@ -632,16 +612,6 @@ class FunnelExplorer:
             self._busy = False
         self._update_routes()
         self.latency = time.perf_counter() - t0
-
-    def _chart(self, plot_funnel, by):
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(8, 3.4))
-        plot_funnel(self.table, ax=ax)
-        return _fig_png(fig)
 
     def _update_routes(self) -> None:
         from .paths import escape_routes
