@@ -175,6 +175,7 @@ def _scored(feedback, scale, *, argument="scale"):
     if "scale" in t.columns:
         t = t.filter(t.scale == scale)
     t = t.filter(t.score.notnull())
+    t = t.mutate(score=t.score.cast("float64"))        # integer scores (survey exports) too
     bad = t.filter((t.score < lo) | (t.score > hi) | t.score.isnan())
     nbad = int(bad.count().execute())
     if nbad:

@@ -70,7 +70,9 @@ _MOMENT_COLOURS = {"ZMOT": "#dbe9f6", "FMOT": "#fde9d9", "SMOT": "#e2f0d9", "UMO
 def normalised_score(score, scale) -> np.ndarray:
     """Scores on a 0-100 scale within each row's own scale (NaN for unknown scales)."""
     score = np.asarray(score, dtype="float64")
-    scale = pd.Series(np.asarray(scale, dtype=object)).astype(str).str.lower().to_numpy()
+    if isinstance(scale, str):                     # one scale for every score
+        scale = [scale] * score.size
+    scale = pd.Series(np.asarray(scale, dtype=object).ravel()).astype(str).str.lower().to_numpy().reshape(score.shape)
     out = np.full(score.shape, np.nan)
     for name, (lo, hi) in SCALES.items():
         m = scale == name

@@ -194,6 +194,12 @@ def test_ces_hand_computed(feedback):
             r.loc["mean_score", "ci_high"]) == pytest.approx((25 / 6, lo, hi))
 
 
+def test_integer_scores_as_survey_exports_have_them(feedback):
+    ints = feedback[feedback["score"].notna()].astype({"score": "int64"})
+    for kpi in (kpis.nps, kpis.csat, kpis.ces):
+        pd.testing.assert_frame_equal(kpi(ints), kpi(feedback), check_dtype=False)
+
+
 def test_feedback_bad_input(feedback):
     bad = feedback.copy()
     bad.loc[0, "score"] = 11.0

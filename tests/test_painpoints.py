@@ -182,3 +182,9 @@ def test_unplanted_touchpoints_are_rarely_flagged_across_seeds():
         false_flags += int(others.flag.str.contains("behaviour").sum())
         assert tab.sort_values("rank").iloc[0].touchpoint == "registration_form"
     assert tested >= 4 and false_flags <= 1
+
+
+def test_normalised_score_takes_one_scale_for_all_scores():
+    np.testing.assert_allclose(normalised_score([1, 3, 5], "stars"), [0, 50, 100])
+    np.testing.assert_allclose(normalised_score([0, 9], ["nps", "nps"]), [0, 90])
+    assert np.isnan(normalised_score([4], "thumbs")[0])
