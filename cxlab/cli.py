@@ -93,6 +93,7 @@ def _cmd_demo(args) -> int:
 
     index = write_index(args.out)
     print(f"index: {Path(index).resolve()}")
+    print(f"explore it in the browser: cxlab explore --workspace {Path(args.workspace).resolve()}")
     return 0
 
 EXIT_LOCKED = 75  # sysexits EX_TEMPFAIL: try again later

@@ -539,8 +539,19 @@ def plot_priority_matrix(table: pd.DataFrame, *, ax=None):
     size = 40 + 400 * (var / var.max() if var.max() > 0 else 0)
     colours = np.where(d["pain_point"], "#c0392b", "#4c72b0")
     ax.scatter(d["reached"], d["score_mean"], s=size, c=colours, alpha=0.75, edgecolors="white", zorder=3)
-    for _, r in d.iterrows():
-        ax.annotate(r["touchpoint"], (r["reached"], r["score_mean"]), textcoords="offset points", xytext=(6, 4),
+    # labels: points that (nearly) coincide get their labels stacked instead of printed over each other
+    lx = np.log10(d["reached"].to_numpy("float64"))
+    ly = d["score_mean"].to_numpy("float64")
+    nx = (lx - lx.min()) / max(lx.max() - lx.min(), 1e-9)
+    ny = (ly - ly.min()) / max(ly.max() - ly.min(), 1e-9)
+    placed: list[tuple[float, float]] = []
+    for i, (_, r) in enumerate(d.iterrows()):
+        for off in (4, -12, 16, -24, 28, -36, 40):
+            y_label = ny[i] + off / 300
+            if all(abs(nx[i] - px) > 0.18 or abs(y_label - py) > 0.04 for px, py in placed):
+                break
+        placed.append((nx[i], y_label))
+        ax.annotate(r["touchpoint"], (r["reached"], r["score_mean"]), textcoords="offset points", xytext=(6, off),
                     fontsize=8.5, color="#c0392b" if r["pain_point"] else "#333333")
     ax.set_xscale("log")
     lo, hi = float(d["score_mean"].min()), float(d["score_mean"].max())
