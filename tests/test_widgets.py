@@ -264,3 +264,27 @@ def test_cxlab_explore_refuses_what_it_cannot_serve_safely(tmp_path, capsys):
         assert "at least 16 characters" in capsys.readouterr().err
     assert main(["explore", "pain_point", "--workspace", str(ws_path)]) == 2
     assert "did you mean 'pain_points'" in capsys.readouterr().err
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+def test_explorer_notebooks_run_in_a_kernel_as_in_jupyterlab(tmp_path, sim):
+    import nbformat
+    import papermill
+
+    from cxlab.reports import _repo_root
+
+    sim.events.to_parquet(tmp_path / "events.parquet")
+    sim.feedback.to_csv(tmp_path / "feedback.csv", index=False)
+    ws_path = tmp_path / "ws.duckdb"
+    with cxlab.connect(ws_path) as ws:
+        ws.pull(tmp_path / "events.parquet")
+        ws.pull(tmp_path / "feedback.csv", kind="feedback")
+    for name in ("pain_points", "funnel"):
+        out = tmp_path / f"{name}.ipynb"
+        papermill.execute_notebook(str(_repo_root() / "notebooks" / "explore" / f"{name}.ipynb"), str(out),
+                                   parameters={"workspace": str(ws_path)}, kernel_name="python3",
+                                   progress_bar=False, cwd=str(tmp_path))
+        outputs = [o for c in nbformat.read(out, 4).cells for o in c.get("outputs", [])]
+        assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs), name
+        assert not any(o.get("output_type") == "error" for o in outputs), name
