@@ -288,3 +288,17 @@ def test_explorer_notebooks_run_in_a_kernel_as_in_jupyterlab(tmp_path, sim):
         outputs = [o for c in nbformat.read(out, 4).cells for o in c.get("outputs", [])]
         assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs), name
         assert not any(o.get("output_type") == "error" for o in outputs), name
+
+
+def test_the_aggregates_are_built_once_per_workspace_content(tmp_path, sim):
+    from cxlab.widgets import explorer_data
+
+    sim.events.to_parquet(tmp_path / "events.parquet")
+    with cxlab.connect(tmp_path / "ws.duckdb") as ws:
+        ws.pull(tmp_path / "events.parquet")
+        first = explorer_data(ws)
+        assert explorer_data(ws) is first                       # a second explorer reuses them
+        assert PainPointExplorer(ws).data is first
+        sim.feedback.to_csv(tmp_path / "feedback.csv", index=False)
+        ws.pull(tmp_path / "feedback.csv", kind="feedback")     # new content: built again
+        assert explorer_data(ws) is not first
