@@ -211,14 +211,14 @@ def _cmd_report(args) -> int:
 
 
 def _explore_notebook(name: str) -> Path:
-    from .reports import _repo_root
+    from .reports import notebook_dirs
 
     given = Path(name)
     if given.suffix == ".ipynb" or given.exists():
         if not given.is_file():
             raise FileNotFoundError(f"explorer notebook {name!r} does not exist")
         return given.resolve()
-    dirs = [_repo_root() / "notebooks" / "explore", Path.cwd() / "notebooks" / "explore"]
+    dirs = notebook_dirs("explore")
     for d in dirs:
         if (d / f"{name}.ipynb").is_file():
             return (d / f"{name}.ipynb").resolve()

@@ -59,6 +59,11 @@ class Selection:
     def filter_key(self) -> tuple:
         return (self.channels, self.segments, self.start, self.end)
 
+    @property
+    def filtered(self) -> bool:
+        """Whether channels, segments or dates narrow the data (moment and touchpoints do not)."""
+        return self.filter_key() != (None, None, None, None)
+
 
 def _day(value) -> pd.Timestamp | None:
     if value is None:
@@ -66,6 +71,12 @@ def _day(value) -> pd.Timestamp | None:
     ts = pd.Timestamp(value)
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return ts.normalize()
+
+
+def _cube(table: pd.DataFrame) -> pd.DataFrame:
+    """A funnel counted by entry channel, segment and day, its keys typed once for filtering."""
+    return table.assign(_ch=table["_ch"].astype("str"), _sg=table["_sg"].astype("str"),
+                        _day=pd.to_datetime(table["_day"], utc=True))
 
 
 def _levels(values) -> tuple | None:
@@ -125,6 +136,7 @@ class ExplorerData:
         # 2. the whole-journey pain-point table (the drop-off model is fitted here)
         self.base = pain_points((t, fb), journey=jm, alpha=alpha, sentiment_model=sentiment_model,
                                 value_per_customer=value_per_customer, window=window)
+        self.base.attrs["behaviour"] = "whole journey"
         self._value_given = value_per_customer
         self.value_per_customer = self.base.attrs["value_per_customer"]
         bar.update()
@@ -166,10 +178,10 @@ class ExplorerData:
 
         # 5. funnel and conversion counted by entry channel, segment and day
         keyed = t.mutate(_ch=ch, _sg=sg, _day=t.ts.truncate("D"))
-        self._funnel = funnel(keyed, journey=jm, window=self.window, by=["_ch", "_sg", "_day"], alpha=alpha)
+        self._funnel = _cube(funnel(keyed, journey=jm, window=self.window, by=["_ch", "_sg", "_day"], alpha=alpha))
         bar.update()
-        self._conversion = funnel(keyed, journey=jm, steps=[jm.funnel[0], jm.conversion], window=self.window,
-                                  by=["_ch", "_sg", "_day"], alpha=alpha)
+        self._conversion = _cube(funnel(keyed, journey=jm, steps=[jm.funnel[0], jm.conversion], window=self.window,
+                                        by=["_ch", "_sg", "_day"], alpha=alpha))
         bar.update()
         bar.close()
         self._cache: OrderedDict = OrderedDict()
@@ -220,14 +232,13 @@ class ExplorerData:
     def _cube_rows(self, cube: pd.DataFrame, sel: Selection) -> pd.DataFrame:
         m = np.ones(len(cube), dtype=bool)
         if sel.channels is not None:
-            m &= cube["_ch"].astype("str").isin(sel.channels).to_numpy()
+            m &= cube["_ch"].isin(sel.channels).to_numpy()
         if sel.segments is not None:
-            m &= cube["_sg"].astype("str").isin(sel.segments).to_numpy()
-        day = pd.to_datetime(cube["_day"], utc=True)
+            m &= cube["_sg"].isin(sel.segments).to_numpy()
         if sel.start is not None:
-            m &= (day >= sel.start).to_numpy()
+            m &= (cube["_day"] >= sel.start).to_numpy()
         if sel.end is not None:
-            m &= (day <= sel.end).to_numpy()
+            m &= (cube["_day"] <= sel.end).to_numpy()
         return cube[m]
 
     def rows_for(self, table: pd.DataFrame, sel: Selection) -> pd.DataFrame:
@@ -249,7 +260,7 @@ class ExplorerData:
         key = sel.filter_key()
         if key in self._refits:
             return self._refits[key]
-        if key == (None, None, None, None):
+        if not sel.filtered:
             return self.base
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -302,7 +313,6 @@ class ExplorerData:
         full = self.journey_table(sel)
         out = self.rows_for(full, sel)
         out.attrs.update(full.attrs)
-        out.attrs.setdefault("behaviour", "selection" if sel.filter_key() != (None,) * 4 else "whole journey")
         return out
 
     def refit(self, sel: Selection) -> pd.DataFrame:
@@ -311,7 +321,7 @@ class ExplorerData:
         from .painpoints import pain_points
 
         key = sel.filter_key()
-        if key == (None,) * 4:
+        if not sel.filtered:
             return self.base
         if key not in self._refits:
             events, fb = self.filtered(sel)

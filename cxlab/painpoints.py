@@ -385,7 +385,6 @@ def _voice_columns(rows: pd.DataFrame, f: pd.DataFrame | None, tps, alpha) -> pd
                               minlength=len(tps) + 1)[:len(tps)],
         "sentiment_mean": sent["mean"], "sentiment_ci_low": sent["ci_low"], "sentiment_ci_high": sent["ci_high"],
         "sentiment_diff": sent["mean"] - sent["mean_out"], "sentiment_p": sent["p"]})
-    stats = stats.drop_duplicates("touchpoint")
     rows = rows.merge(stats, on="touchpoint", how="left")
     lo, hi = wilson_ci(rows["negative"], rows["scored"], alpha=alpha)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -107,13 +107,19 @@ def _repo_root() -> Path:
     return Path(cxlab.__file__).resolve().parent.parent
 
 
-def _report_dirs() -> list[Path]:
-    dirs = [_repo_root() / "notebooks" / "reports", Path.cwd() / "notebooks" / "reports"]
+def notebook_dirs(kind: str) -> list[Path]:
+    """Where ``notebooks/<kind>/`` notebooks are looked up: the repository next to the
+    installed package, then the current directory."""
+    dirs = [_repo_root() / "notebooks" / kind, Path.cwd() / "notebooks" / kind]
     out = []
     for d in dirs:
         if d.resolve() not in [o.resolve() for o in out]:
             out.append(d)
     return out
+
+
+def _report_dirs() -> list[Path]:
+    return notebook_dirs("reports")
 
 
 def available() -> list[str]:

@@ -78,7 +78,7 @@ def explorer_data(data, *, journey=None, **kwargs) -> ExplorerData:
             from .reports import workspace_fingerprint
 
             key = (str(data.path), workspace_fingerprint(data)["fingerprint"], repr(jm.to_dict()),
-                   tuple(sorted(kwargs.items(), key=lambda kv: kv[0])).__repr__())
+                   repr(sorted(kwargs.items())))
         except Exception:  # noqa: BLE001 - no fingerprint: do not cache
             key = None
     if key is not None and key in _DATA_CACHE:
@@ -303,7 +303,7 @@ class PainPointExplorer:
 
     def _on_refit(self, _):
         sel = self.selection()
-        if sel.filter_key() == (None,) * 4:
+        if not sel.filtered:
             self.status.value = "<div class='cx-note'>No filter: the table already uses the journey's model.</div>"
             return
         self.refit_button.disabled = True
@@ -362,11 +362,10 @@ class PainPointExplorer:
         self.terms_html.value = self._terms_html(sel)
         self.verbatims_html.value = self._verbatims_html()
         behaviour = self.table.attrs.get("behaviour", "whole journey")
-        filtered = sel.filter_key() != (None,) * 4
         self.status.value = ("<div class='cx-note'>Drop-off odds ratios: "
                              + ("fitted on this selection." if behaviour == "selection" else
                                 "from the whole journey's model; <b>Refit</b> fits them on this selection."
-                                if filtered else "whole journey.") + "</div>")
+                                if sel.filtered else "whole journey.") + "</div>")
         self.latency = time.perf_counter() - t0
 
     def _kpi_html(self, sel: Selection) -> str:
