@@ -68,12 +68,101 @@ def _phone_ok(candidate: str) -> bool:
     return 8 <= n <= 15
 
 
+def _sub_email(text: str) -> str:
+    return _EMAIL.sub("[EMAIL]", text)
+
+
+def _sub_iban(text: str) -> str:
+    return _IBAN.sub(lambda m: "[IBAN]" if _iban_ok(m.group()) else m.group(), text)
+
+
+def _sub_card(text: str) -> str:
+    return _CARD.sub(lambda m: "[CARD]" if _luhn_ok(m.group()) else m.group(), text)
+
+
+def _sub_phone(text: str) -> str:
+    return _PHONE.sub(lambda m: "[PHONE]" if _phone_ok(m.group()) else m.group(), text)
+
+
 def _mask_one(text: str) -> str:
-    text = _EMAIL.sub("[EMAIL]", text)
-    text = _IBAN.sub(lambda m: "[IBAN]" if _iban_ok(m.group()) else m.group(), text)
-    text = _CARD.sub(lambda m: "[CARD]" if _luhn_ok(m.group()) else m.group(), text)
-    text = _PHONE.sub(lambda m: "[PHONE]" if _phone_ok(m.group()) else m.group(), text)
-    return text
+    return _sub_phone(_sub_card(_sub_iban(_sub_email(text))))
+
+
+_SEP = "\x1f"   # white space to Python, matched by no pattern above
+
+
+_DECIMAL = None
+
+
+def _decimal(cp: np.ndarray) -> np.ndarray:
+    """Whether each code point is a decimal digit (what ``\\d`` matches)."""
+    global _DECIMAL
+    if _DECIMAL is None:
+        _DECIMAL = np.array([chr(i).isdecimal() for i in range(0x10000)], dtype=bool)
+    out = np.zeros(len(cp), dtype=bool)
+    low = cp < 0x10000
+    out[low] = _DECIMAL[cp[low]]
+    out[~low] = [chr(c).isdecimal() for c in cp[~low].tolist()]
+    return out
+
+
+def _is_upper(cp: np.ndarray) -> np.ndarray:
+    return (cp >= 65) & (cp <= 90)
+
+
+def _digit_runs(pos: np.ndarray, starts: np.ndarray, gap: int, least: int) -> np.ndarray:
+    """Texts with a run of at least ``least`` digits, each at most ``gap`` characters after
+    the previous one (a card number's digits are at most 2 apart: one space or dash; a
+    phone number's at most 3: ``) `` or `` (``), so no other text can hold a match."""
+    if len(pos) < least:
+        return np.zeros(0, dtype=np.int64)
+    doc = np.searchsorted(starts, pos, side="right") - 1
+    new_run = np.ones(len(pos), dtype=bool)
+    new_run[1:] = (np.diff(pos) > gap) | (doc[1:] != doc[:-1])
+    run = np.cumsum(new_run) - 1
+    size = np.bincount(run)
+    return np.unique(doc[new_run][size >= least])
+
+
+def _mask_many(texts: list[str]) -> list[str]:
+    """``_mask_one`` of each text, faster on many: each substitution runs only on the texts
+    that could hold a match (an ``@`` for e-mail; ``AA99`` for an IBAN; 13 or more digits
+    for a card number, 8 or more for a phone number), joined into one string."""
+    out = list(texts)
+    if not out or any(_SEP in t for t in out):
+        return [_mask_one(t) for t in out]
+    big = _SEP.join(out)
+    cp = np.frombuffer(big.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+    lengths = np.fromiter((len(t) for t in out), dtype=np.int64, count=len(out))
+    starts = np.zeros(len(out), dtype=np.int64)
+    starts[1:] = np.cumsum(lengths[:-1] + 1)
+
+    def docs_at(pos):
+        return np.searchsorted(starts, pos, side="right") - 1
+
+    digit = (cp >= 48) & (cp <= 57)
+    other = np.flatnonzero(cp > 127)
+    if len(other):    # \d also matches other scripts' decimal digits
+        digit[other] = _decimal(cp[other])
+    dpos = np.flatnonzero(digit)
+    # an IBAN starts with two capital letters and two digits
+    d2 = dpos[(dpos >= 2) & (dpos + 1 < len(cp))]
+    d2 = d2[digit[d2 + 1] & _is_upper(cp[d2 - 1]) & _is_upper(cp[d2 - 2])]
+    # an e-mail's "@" follows a letter, digit or one of ._%+-
+    at = np.flatnonzero(cp == 64)
+    at = at[at > 0]
+    before = cp[at - 1]
+    at = at[((before | 32) >= 97) & ((before | 32) <= 122) | ((before >= 48) & (before <= 57))
+            | np.isin(before, [ord(c) for c in "._%+-"])]
+    stages = ((np.unique(docs_at(at)), _sub_email), (np.unique(docs_at(d2)), _sub_iban),
+              (_digit_runs(dpos, starts, 2, 13), _sub_card), (_digit_runs(dpos, starts, 3, 8), _sub_phone))
+    for which, fn in stages:
+        if not len(which):
+            continue
+        done = fn(_SEP.join(out[i] for i in which)).split(_SEP)
+        for i, t in zip(which.tolist(), done):
+            out[i] = t
+    return out
 
 
 @overload
@@ -91,10 +180,14 @@ def mask_pii(texts):
         return None
     if isinstance(texts, str):
         return _mask_one(texts)
-    if isinstance(texts, pd.Series):
-        return texts.map(lambda t: _mask_one(t) if isinstance(t, str) else t)
-    if isinstance(texts, (list, tuple, np.ndarray, pd.Index)):
-        return [_mask_one(t) if isinstance(t, str) else t for t in texts]
+    if isinstance(texts, (pd.Series, list, tuple, np.ndarray, pd.Index)):
+        values = list(texts)
+        where = [i for i, t in enumerate(values) if isinstance(t, str)]
+        for i, t in zip(where, _mask_many([values[i] for i in where])):
+            values[i] = t
+        if isinstance(texts, pd.Series):
+            return pd.Series(values, index=texts.index, name=texts.name, dtype=texts.dtype)
+        return values
     if isinstance(texts, float) and np.isnan(texts):
         return texts
     raise TypeError(f"mask_pii takes a string or a list-like of strings, not {type(texts).__name__}")
