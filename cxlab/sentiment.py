@@ -23,18 +23,27 @@ text preparation
     ``never``, ``n't``, ``non``, ``mai``, ``nessun``, ``não``, ``nunca``, ``sin``...) up to the
     next punctuation mark prefixed ``NEG_`` (``non mi è piaciuto`` -> ``non NEG_mi NEG_è
     NEG_piaciuto``).
+    The texts are prepared all at once: each substitution runs only on the texts that
+    contain what it looks for, joined into one string.
+tokens
+    Runs of letters and digits joined by inner apostrophes (``l'albergo``), and every other
+    non-space character on its own.
 features
-    Word unigrams and bigrams and character 1-5-grams (across word boundaries) of the
-    normalised text, each TF-IDF weighted with sublinear term frequency and L2-normalised
-    (scikit-learn ``TfidfVectorizer``); terms seen in fewer than ``min_df`` texts are dropped.
+    Word unigrams and bigrams, TF-IDF weighted with sublinear term frequency and
+    L2-normalised (scikit-learn's ``TfidfVectorizer`` definitions, tested equal); and the
+    character 1-5-grams of each token padded with spaces (``" ok "``), summed over the
+    text's tokens, IDF-weighted and divided by ``g * sqrt(tokens)``. Terms in fewer than
+    ``min_df`` texts are dropped. Both are computed with numpy on the whole corpus
+    (:mod:`cxlab._textfeatures`); the character block is kept as token counts times each
+    token's n-grams, so neither fitting nor scoring builds the texts x n-grams matrix.
 classifier
     One-vs-rest logistic regressions (one binary fit per class, balanced class weights,
-    L2 penalty ``C``; the class probabilities are the sigmoids renormalised to sum to 1),
-    averaged (``nb_weighting=True``) with the same on naive-Bayes-weighted features: each
-    feature scaled by its log-count ratio between the class and the rest (Wang & Manning
-    2012, "Baselines and bigrams", ACL; penalty ``3 C``). ``nb_weighting=False`` keeps the
-    first alone. One-vs-rest fits several times faster than a multinomial fit here, with
-    the same macro-F1.
+    L2 penalty ``C``, L-BFGS; the class probabilities are the sigmoids renormalised to sum
+    to 1), averaged (``nb_weighting=True``) with the same on naive-Bayes-weighted
+    features: each feature scaled by its log-count ratio between the class and the rest
+    (Wang & Manning 2012, "Baselines and bigrams", ACL; penalty ``3 C``; document counts
+    for words, occurrence counts for character n-grams). ``nb_weighting=False`` keeps the
+    first alone. The binary fits run in parallel threads.
 score
     ``P(positive) - P(negative)``, in [-1, 1] (0 when the classes are something else).
 
@@ -42,16 +51,19 @@ Choices, and what they bought (measured; see tests/test_sentiment.py and
 benchmarks/README.md). The settings were chosen by 5-fold cross-validation on the
 SENTIPOLC 2016 train+val tweets only, then scored once on its test split. Against a plain
 word + character-within-word TF-IDF logistic regression, normalisation and negation
-marking, character n-grams across word boundaries and the NB-weighted average each added
-a point or two of macro-F1: on the Italian test split 0.544 -> 0.574, and 5-fold
-cross-validated on the English airline tweets 0.768 -> 0.785.
+marking and the NB-weighted average each added a point or two of macro-F1: on the Italian
+test split 0.544 -> 0.560, and 5-fold cross-validated on the English airline tweets
+0.768 -> 0.781. Character n-grams across word boundaries (scikit-learn's ``char``
+analyser) scored 0.574 and 0.785 but fitted 5x and scored 15x slower on 100k texts.
 """
 from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +74,7 @@ from ._drivers import KeyDriversResult, key_drivers, plot_key_drivers, relative_
 from ._terms import distinctive_terms, plot_distinctive_terms
 from .exceptions import CxlabError, did_you_mean
 from .io import SCALES, SCORE_CLASSES
+from . import _textfeatures as _tf
 from .privacy import mask_pii
 
 __all__ = [
@@ -74,7 +87,7 @@ __all__ = [
 #: the three classes, in order
 LABELS = ("negative", "neutral", "positive")
 _FORMAT = "cxlab-sentiment"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2     # 2: features of cxlab._textfeatures (1: scikit-learn vectorisers)
 
 
 class LanguageNotSupportedError(CxlabError, ValueError):
@@ -152,56 +165,110 @@ _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _ELONG = re.compile(r"([^\W\d_])\1{2,}")
 _PUNCT_RUN = re.compile(r"([!?.])\1+")
 _NT = re.compile(r"(\w)n't\b")
-_TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
-_CLAUSE_END = frozenset(".,:;!?")
 _RUN_NAMES = {"!": "EXCL", "?": "QUEST", ".": "DOTS"}
 
 
-def _emoji_tokens(text: str) -> str:
-    if text.isascii():
-        return text
-    out = []
-    for ch in text:
-        if ord(ch) > 0x2000 and unicodedata.category(ch) in ("So", "Sk"):
-            name = unicodedata.name(ch, "symbol").lower()
-            out.append(" EMOJI_" + re.sub(r"\W+", "_", name) + " ")
-        else:
-            out.append(ch)
-    return "".join(out)
+_HIGH = re.compile("[\u2001-\U0010FFFF]")
+_NEGATION_HASHES = None
+
+
+def _emoji(m) -> str:
+    ch = m.group()
+    if unicodedata.category(ch) in ("So", "Sk"):
+        return " EMOJI_" + re.sub(r"\W+", "_", unicodedata.name(ch, "symbol").lower()) + " "
+    return ch
+
+
+def _negation_hashes():
+    global _NEGATION_HASHES
+    if _NEGATION_HASHES is None:
+        _NEGATION_HASHES = _tf.hash_strings(sorted(_NEGATIONS))
+    return _NEGATION_HASHES
+
+
+def _docs_where(starts: np.ndarray, hit: np.ndarray) -> np.ndarray:
+    """The texts (by index) that contain at least one of the flagged positions."""
+    pos = np.flatnonzero(hit)
+    if not len(pos):
+        return pos
+    return np.unique(np.searchsorted(starts, pos, side="right") - 1)
+
+
+def _at(cp: np.ndarray, s: str) -> np.ndarray:
+    """Positions where the literal ``s`` starts."""
+    hit = np.ones(max(len(cp) - len(s) + 1, 0), dtype=bool)
+    for k, ch in enumerate(s):
+        hit &= cp[k:len(cp) - len(s) + 1 + k] == ord(ch)
+    return np.concatenate([hit, np.zeros(len(cp) - len(hit), dtype=bool)])
+
+
+def _runs(cp: np.ndarray, k: int, among=None) -> np.ndarray:
+    """Positions where the same code point starts a run of ``k`` (optionally only those in ``among``)."""
+    hit = np.ones(max(len(cp) - k + 1, 0), dtype=bool)
+    for j in range(1, k):
+        hit &= cp[j:len(cp) - k + 1 + j] == cp[:len(cp) - k + 1]
+    if among is not None:
+        hit &= np.isin(cp[:len(hit)], [ord(c) for c in among])
+    return np.concatenate([hit, np.zeros(len(cp) - len(hit), dtype=bool)])
+
+
+def _apply(texts: list[str], docs: np.ndarray, fn) -> None:
+    """Replace ``texts[i]`` by ``fn(texts[i])`` for the given texts, in one call on them joined."""
+    if not len(docs):
+        return
+    out = fn(_tf.SEP.join(texts[i] for i in docs)).split(_tf.SEP)
+    if len(out) != len(docs):       # fn made or removed a separator: one text at a time
+        out = [fn(texts[i]) for i in docs]
+    for i, t in zip(docs.tolist(), out):
+        texts[i] = t
+
+
+def _corpus_points(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    big = _tf.SEP.join(texts)
+    cp = np.frombuffer(big.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    starts = np.zeros(len(texts), dtype=np.int64)
+    starts[1:] = np.cumsum(lengths[:-1] + 1)
+    return cp, starts
+
+
+def _prepare(texts) -> list[str]:
+    """Mask personal data and apply the text preparation up to tokenising (the module
+    docstring), on a whole list at once: each substitution runs only on the texts that
+    contain what it looks for, joined into one string."""
+    texts = [t.replace(_tf.SEP, " ") if _tf.SEP in t else t
+             for t in pd.Series(texts, dtype=object).fillna("").astype(str)]
+    if not texts:
+        return []
+    texts = mask_pii(texts)
+    cp, starts = _corpus_points(texts)
+    _apply(texts, _docs_where(starts, cp == ord("&")), html.unescape)
+    cp, starts = _corpus_points(texts)
+    _apply(texts, _docs_where(starts, _at(cp, "://") | _at(cp, "www.")), lambda t: _URL.sub(" URL ", t))
+    _apply(texts, _docs_where(starts, cp == ord("@")), lambda t: _USER.sub(" USER ", t))
+    _apply(texts, _docs_where(starts, cp == ord("#")),
+           lambda t: _HASHTAG.sub(lambda m: " HASHTAG " + _CAMEL.sub(" ", m.group(1)) + " ", t))
+    _apply(texts, _docs_where(starts, cp > 0x2000), lambda t: _HIGH.sub(_emoji, t).replace("’", "'"))
+    cp, starts = _corpus_points(texts)
+    letter = _tf._classes(cp) == _tf._WORD
+    _apply(texts, _docs_where(starts, _runs(cp, 3) & letter),
+           lambda t: _ELONG.sub(lambda m: m.group(1) * 2 + " ELONG ", t))
+    _apply(texts, _docs_where(starts, _runs(cp, 2, "!?.")),
+           lambda t: _PUNCT_RUN.sub(lambda m: m.group(1) + " REPEATED_" + _RUN_NAMES[m.group(1)] + " ", t))
+    cp, starts = _corpus_points(texts)
+    _apply(texts, _docs_where(starts, _at(cp, "n't")), lambda t: _NT.sub(r"\1 not", t))
+    return _tf.SEP.join(texts).lower().split(_tf.SEP)
 
 
 def normalise_text(text: str, *, negation: bool = True) -> str:
-    """The text preparation applied before features (see the module docstring).
+    """The text preparation applied before features (see the module docstring), as the
+    tokens it gives joined by spaces.
 
     >>> normalise_text("Non mi è piaciuto!!! #PessimoServizio http://x.it")
     'non NEG_mi NEG_è NEG_piaciuto ! repeated_excl hashtag pessimo servizio url'
     """
-    t = html.unescape(text)
-    t = _URL.sub(" URL ", t)
-    t = _USER.sub(" USER ", t)
-    t = _HASHTAG.sub(lambda m: " HASHTAG " + _CAMEL.sub(" ", m.group(1)) + " ", t)
-    t = _emoji_tokens(t)
-    t = _ELONG.sub(lambda m: m.group(1) * 2 + " ELONG ", t)
-    t = _PUNCT_RUN.sub(lambda m: m.group(1) + " REPEATED_" + _RUN_NAMES[m.group(1)] + " ", t)
-    t = _NT.sub(r"\1 not", t.replace("’", "'"))
-    t = t.lower()
-    if not negation:
-        return " ".join(t.split())
-    out, neg = [], False
-    for tok in _TOKEN.findall(t):
-        if tok in _CLAUSE_END:
-            neg = False
-            out.append(tok)
-            continue
-        out.append("NEG_" + tok if neg and tok[0].isalnum() else tok)
-        if tok in _NEGATIONS:
-            neg = True
-    return " ".join(out)
-
-
-def _prepare(texts, negation: bool) -> list[str]:
-    masked = mask_pii(pd.Series(texts, dtype=object).fillna("").astype(str))
-    return [normalise_text(t, negation=negation) for t in masked]
+    tokens = _tf.tokenize(_prepare([text]), _negation_hashes(), negation=negation)
+    return " ".join(tokens.strings())
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -434,61 +501,48 @@ class SentimentModel:
         ``n_dropped``.
         """
         texts, labels, n_dropped = self._frame(feedback)
-        prepared = _prepare(texts, self.negation)
+        prepared = _prepare(texts)
         state = _fit_arrays(self, prepared, labels.to_numpy())
         return FittedSentiment(settings=self, state=state, train_texts=texts, train_labels=labels,
                                n_dropped=n_dropped)
 
 
-def _vectorisers(settings: SentimentModel, vocabularies=None):
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    common = dict(sublinear_tf=True, dtype=np.float32, lowercase=False)
-    vocab = vocabularies or {}
-    out = {"word": TfidfVectorizer(ngram_range=tuple(settings.word_ngrams), token_pattern=r"\S+",
-                                   vocabulary=vocab.get("word"),
-                                   min_df=settings.min_df if "word" not in vocab else 1,
-                                   max_features=settings.max_features if "word" not in vocab else None, **common)}
-    if settings.char_ngrams is not None:
-        out["char"] = TfidfVectorizer(analyzer="char", ngram_range=tuple(settings.char_ngrams),
-                                      vocabulary=vocab.get("char"),
-                                      min_df=settings.min_df if "char" not in vocab else 1,
-                                      max_features=settings.max_features if "char" not in vocab else None,
-                                      **common)
-    return out
+def _features(settings: SentimentModel, prepared: list[str]):
+    """Fit the vocabulary on prepared texts: (TextFeatures, their design matrix)."""
+    return _tf.TextFeatures.fit(prepared, word_ngrams=settings.word_ngrams, char_ngrams=settings.char_ngrams,
+                                min_df=settings.min_df, max_features=settings.max_features,
+                                negation=settings.negation, negations_hashes=_negation_hashes())
 
 
 def _fit_arrays(settings: SentimentModel, prepared: list[str], y: np.ndarray) -> dict:
-    """Fit vectorisers and both linear models; return the plain arrays that define them."""
-    import scipy.sparse as sp
-    from sklearn.linear_model import LogisticRegression
-
-    vecs = _vectorisers(settings)
-    X = sp.hstack([v.fit_transform(prepared) for v in vecs.values()], format="csr")
+    """Fit the features and both linear models; return the plain arrays that define them."""
+    feats, X = _features(settings, prepared)
     classes = np.array(sorted(set(y)), dtype=str)
-    state = {"classes": classes,
-             "vocab": {k: np.array(sorted(v.vocabulary_, key=v.vocabulary_.get), dtype=str) for k, v in vecs.items()},
-             "idf": {k: v.idf_.astype(np.float64) for k, v in vecs.items()}}
-    if settings.nb_weighting:
-        Xb = X.copy()
-        Xb.data[:] = 1.0
-    W1, b1, W2, b2 = [], [], [], []
-    for c in classes:                          # one-vs-rest: a binary fit per class
+    state = {"classes": classes, "vocab": {"word": feats.word_vocab, "char": feats.char_vocab},
+             "idf": {"word": feats.word_idf, "char": feats.char_idf}, "char_scale": feats.char_scale}
+    jobs = []                                  # one-vs-rest: binary fits per class
+    for c in classes:
         pos = y == c
-        m = LogisticRegression(C=settings.C, class_weight="balanced", max_iter=3000).fit(X, pos)
-        W1.append(m.coef_[0])
-        b1.append(m.intercept_[0])
+        jobs.append((pos, settings.C, None))
         if settings.nb_weighting:
-            p = 1.0 + np.asarray(Xb[pos].sum(axis=0)).ravel()
-            q = 1.0 + np.asarray(Xb[~pos].sum(axis=0)).ravel()
-            r = np.log((p / p.sum()) / (q / q.sum()))
-            m = LogisticRegression(C=3 * settings.C, class_weight="balanced", max_iter=3000)
-            m.fit(X.multiply(r).tocsr(), pos)
-            W2.append(m.coef_[0] * r)           # fold the NB scaling into the weights
-            b2.append(m.intercept_[0])
-    state["W1"], state["b1"] = np.vstack(W1), np.array(b1)
+            p = 1.0 + X.column_sums(np.flatnonzero(pos), binary=True)
+            q = 1.0 + X.column_sums(np.flatnonzero(~pos), binary=True)
+            jobs.append((pos, 3 * settings.C, np.log((p / p.sum()) / (q / q.sum()))))
+
+    def fit(job):
+        pos, C, r = job
+        w, b, _ = _tf.fit_logistic(X, pos, C=C, scale=r)
+        return (w if r is None else w * r), b   # fold the NB scaling into the weights
+
+    # the sparse products and numpy release the GIL: the fits share the cores
+    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+        fitted = list(pool.map(fit, jobs))
+    step = 2 if settings.nb_weighting else 1
+    W1, b1 = [w for w, _ in fitted[::step]], [b for _, b in fitted[::step]]
+    W2, b2 = [w for w, _ in fitted[1::step]], [b for _, b in fitted[1::step]]
+    state["W1"], state["b1"] = np.vstack(W1).astype(np.float32), np.array(b1)
     if settings.nb_weighting:
-        state["W2"], state["b2"] = np.vstack(W2), np.array(b2)
+        state["W2"], state["b2"] = np.vstack(W2).astype(np.float32), np.array(b2)
     return state
 
 
@@ -526,27 +580,28 @@ class FittedSentiment:
         return f"<p>{html.escape(repr(self))}</p>"
 
     # ------------------------------------------------------------------ scoring
-    def _vectorisers(self):
+    def _features(self) -> _tf.TextFeatures:
         if self._vecs is None:
-            vocab = {k: {t: i for i, t in enumerate(v)} for k, v in self.state["vocab"].items()}
-            vecs = _vectorisers(self.settings, vocab)
-            for k, v in vecs.items():
-                v.idf_ = self.state["idf"][k]
-            object.__setattr__(self, "_vecs", vecs)
+            st = self.state
+            feats = _tf.TextFeatures(tuple(self.settings.word_ngrams),
+                                     None if self.settings.char_ngrams is None else tuple(self.settings.char_ngrams),
+                                     st["vocab"]["word"], st["idf"]["word"],
+                                     st["vocab"].get("char", np.array([], dtype=str)),
+                                     st["idf"].get("char", np.zeros(0)), float(st.get("char_scale", 1.0)),
+                                     self.settings.negation)
+            object.__setattr__(self, "_vecs", feats)
         return self._vecs
 
     def _proba_prepared(self, prepared: list[str]) -> np.ndarray:
-        import scipy.sparse as sp
-
-        X = sp.hstack([v.transform(prepared) for v in self._vectorisers().values()], format="csr")
-        P = _ovr_proba(np.asarray(X @ self.state["W1"].T) + self.state["b1"])
+        X = self._features().transform(prepared, _negation_hashes())
+        P = _ovr_proba(X.matmat(self.state["W1"]) + self.state["b1"])
         if "W2" in self.state:
-            P = (P + _ovr_proba(np.asarray(X @ self.state["W2"].T) + self.state["b2"])) / 2
+            P = (P + _ovr_proba(X.matmat(self.state["W2"]) + self.state["b2"])) / 2
         return P
 
     def predict_proba(self, texts) -> np.ndarray:
         """Class probabilities, one row per text, columns in ``classes`` order."""
-        return self._proba_prepared(_prepare(_as_texts(texts), self.settings.negation))
+        return self._proba_prepared(_prepare(_as_texts(texts)))
 
     def predict(self, texts) -> pd.DataFrame:
         """One row per text: ``text`` (PII masked), ``label``, ``p_<class>`` for each class,
@@ -585,7 +640,7 @@ class FittedSentiment:
         smallest = self.train_labels.value_counts()
         if smallest.min() < cv:
             raise ValueError(f"class {smallest.idxmin()!r} has {smallest.min()} texts, fewer than cv={cv} folds")
-        prepared = np.array(_prepare(self.train_texts, self.settings.negation), dtype=object)
+        prepared = np.array(_prepare(self.train_texts), dtype=object)
         pred = np.empty(len(y), dtype=object)
         folds = []
         for tr, te in StratifiedKFold(cv, shuffle=True, random_state=random_state).split(prepared, y):
@@ -613,7 +668,7 @@ class FittedSentiment:
         if not words:
             raise ValueError("explain: the text is empty")
         variants = [masked] + [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
-        P = self._proba_prepared(_prepare(variants, self.settings.negation))
+        P = self._proba_prepared(_prepare(variants))
         classes = self.classes
         k = int(P[0].argmax())
 
@@ -640,7 +695,8 @@ class FittedSentiment:
                              for k, v in self.settings.__dict__.items()},
                 "n_train": None if self.train_texts is None else len(self.train_texts)}
         arrays = {"meta": np.array(json.dumps(meta)), "classes": self.state["classes"],
-                  "W1": self.state["W1"], "b1": self.state["b1"]}
+                  "W1": self.state["W1"], "b1": self.state["b1"],
+                  "char_scale": np.array(float(self.state.get("char_scale", 1.0)))}
         if "W2" in self.state:
             arrays.update(W2=self.state["W2"], b2=self.state["b2"])
         for k in self.state["vocab"]:
@@ -669,11 +725,15 @@ class FittedSentiment:
             raise ValueError(f"{path}: not a cxlab sentiment model (no {_FORMAT!r} header)")
         if meta.get("version", 0) > _FORMAT_VERSION:
             raise ValueError(f"{path}: written by a newer cxlab (format version {meta['version']})")
+        if meta.get("version", 0) < _FORMAT_VERSION:
+            raise ValueError(f"{path}: written by an earlier cxlab (format version {meta.get('version')}) whose "
+                             "text features differ from this one's; fit the model again")
         settings = {k: (tuple(v) if isinstance(v, list) else v) for k, v in meta["settings"].items()}
         kinds = [k[len("vocab_"):] for k in data if k.startswith("vocab_")]
         state = {"classes": data["classes"].astype(str), "W1": data["W1"], "b1": data["b1"],
                  "vocab": {k: data[f"vocab_{k}"] for k in ("word", "char") if k in kinds},
-                 "idf": {k: data[f"idf_{k}"] for k in ("word", "char") if k in kinds}}
+                 "idf": {k: data[f"idf_{k}"] for k in ("word", "char") if k in kinds},
+                 "char_scale": float(data["char_scale"]) if "char_scale" in data else 1.0}
         if "W2" in data:
             state.update(W2=data["W2"], b2=data["b2"])
         return cls(settings=SentimentModel(**settings), state=state)

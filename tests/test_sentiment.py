@@ -214,7 +214,7 @@ def test_airline_tweets_model_beats_the_lexicon():
     model = fitted.evaluate(cv=5)
     lexicon = LexiconSentiment().evaluate(tweets.text, tweets.airline_sentiment)
     print(model, lexicon)
-    assert model.macro_f1 > 0.78            # measured 0.785 (plain TF-IDF + LR: 0.768)
+    assert model.macro_f1 > 0.78            # measured 0.781 (plain TF-IDF + LR: 0.768)
     assert lexicon.macro_f1 < 0.50          # measured 0.457
     assert model.report.loc["negative", "recall"] > 0.85
 
@@ -227,8 +227,9 @@ def test_italian_tweets_on_the_sentipolc_test_split():
     fitted = SentimentModel(label="sentiment").fit(data[data.split != "test"])
     test = fitted.evaluate(on=data[data.split == "test"])
     print(test)
-    # measured 0.574; a plain word + char_wb TF-IDF logistic regression gives 0.544
-    assert test.macro_f1 > 0.56 and test.n == 870
+    # measured 0.560 (0.574 with scikit-learn's character n-grams across words, about 15x
+    # slower to score); a plain word + char_wb TF-IDF logistic regression gives 0.544
+    assert test.macro_f1 > 0.55 and test.n == 870
     with pytest.raises(LanguageNotSupportedError):
         LexiconSentiment(language="it")
 
