@@ -98,6 +98,34 @@ def _powers(n: int, base: np.uint64) -> np.ndarray:
     return have[: n + 1]
 
 
+def code_points(texts: list[str], joined: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The texts joined by :data:`SEP` as an array of code points, and where each text starts."""
+    joined = SEP.join(texts) if joined is None else joined
+    cp = np.frombuffer(joined.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    starts = np.zeros(len(texts), dtype=np.int64)
+    if len(texts) > 1:
+        starts[1:] = np.cumsum(lengths[:-1] + 1)
+    return cp, starts
+
+
+def texts_at(starts: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """The texts (by index, each once) that hold the given positions of the joined string."""
+    return np.unique(np.searchsorted(starts, pos, side="right") - 1)
+
+
+def apply_to(texts: list[str], which: np.ndarray, fn) -> None:
+    """Replace ``texts[i]`` by ``fn(texts[i])`` for the texts ``which``, in one call on them
+    joined by :data:`SEP` (one call per text if ``fn`` made or removed a separator)."""
+    if not len(which):
+        return
+    out = fn(SEP.join(texts[i] for i in which)).split(SEP)
+    if len(out) != len(which):
+        out = [fn(texts[i]) for i in which]
+    for i, t in zip(which.tolist(), out):
+        texts[i] = t
+
+
 @dataclass
 class Corpus:
     """Texts joined into one array of code points, with prefix hashes."""
@@ -112,11 +140,7 @@ class Corpus:
     @classmethod
     def of(cls, texts: list[str]) -> Corpus:
         text = SEP.join(texts)
-        cp = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
-        lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-        starts = np.zeros(len(texts), dtype=np.int64)
-        if len(texts) > 1:
-            starts[1:] = np.cumsum(lengths[:-1] + 1)
+        cp, starts = code_points(texts, text)
         n = len(cp)
         pw = _powers(n + 16, _UB)
         inv = _powers(n, _UBINV)
@@ -274,10 +298,6 @@ def char_grams(words: list[str], ngrams: tuple) -> tuple:
     return np.concatenate(rows), np.concatenate(hashes), np.concatenate(where), np.concatenate(sizes), c
 
 
-def _lookup(index: pd.Index, hashes: np.ndarray) -> np.ndarray:
-    return index.get_indexer(hashes)
-
-
 @dataclass
 class TextFeatures:
     """A fitted vocabulary: word n-grams and character n-grams with their IDF weights."""
@@ -350,7 +370,7 @@ class TextFeatures:
         tok = tokenize(prepared, negations_hashes, negation=self.negation)
         n = tok.n_docs
         d, h, _, _ = word_terms(tok, self.word_ngrams)
-        col = _lookup(self._word_index, h)
+        col = self._word_index.get_indexer(h)
         hit = col >= 0
         counts = sp.csr_matrix((np.ones(int(hit.sum()), dtype=np.float32), (d[hit], col[hit])),
                                shape=(n, len(self.word_vocab)))
@@ -360,7 +380,7 @@ class TextFeatures:
             return Design(Xw, None, None)
         C, words = _token_counts(tok)
         rows, gh, _, _, _ = char_grams(words, self.char_ngrams)
-        gcol = _lookup(self._char_index, gh)
+        gcol = self._char_index.get_indexer(gh)
         ok = gcol >= 0
         Wc = sp.csr_matrix((self.char_idf[gcol[ok]].astype(np.float32), (rows[ok], gcol[ok])),
                            shape=(len(words), len(self.char_vocab)))

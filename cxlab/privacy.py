@@ -30,6 +30,8 @@ from typing import overload
 import numpy as np
 import pandas as pd
 
+from ._textfeatures import SEP as _SEP, apply_to, code_points, texts_at
+
 __all__ = ["mask_pii", "PLACEHOLDERS"]
 
 PLACEHOLDERS = ("[EMAIL]", "[IBAN]", "[CARD]", "[PHONE]")
@@ -88,7 +90,6 @@ def _mask_one(text: str) -> str:
     return _sub_phone(_sub_card(_sub_iban(_sub_email(text))))
 
 
-_SEP = "\x1f"   # white space to Python, matched by no pattern above
 
 
 _DECIMAL = None
@@ -116,7 +117,7 @@ def _digit_runs(pos: np.ndarray, starts: np.ndarray, gap: int, least: int) -> np
     phone number's at most 3: ``) `` or `` (``), so no other text can hold a match."""
     if len(pos) < least:
         return np.zeros(0, dtype=np.int64)
-    doc = np.searchsorted(starts, pos, side="right") - 1
+    doc = np.searchsorted(starts, pos, side="right") - 1   # not texts_at: one per digit
     new_run = np.ones(len(pos), dtype=bool)
     new_run[1:] = (np.diff(pos) > gap) | (doc[1:] != doc[:-1])
     run = np.cumsum(new_run) - 1
@@ -131,14 +132,7 @@ def _mask_many(texts: list[str]) -> list[str]:
     out = list(texts)
     if not out or any(_SEP in t for t in out):
         return [_mask_one(t) for t in out]
-    big = _SEP.join(out)
-    cp = np.frombuffer(big.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
-    lengths = np.fromiter((len(t) for t in out), dtype=np.int64, count=len(out))
-    starts = np.zeros(len(out), dtype=np.int64)
-    starts[1:] = np.cumsum(lengths[:-1] + 1)
-
-    def docs_at(pos):
-        return np.searchsorted(starts, pos, side="right") - 1
+    cp, starts = code_points(out)
 
     digit = (cp >= 48) & (cp <= 57)
     other = np.flatnonzero(cp > 127)
@@ -154,14 +148,10 @@ def _mask_many(texts: list[str]) -> list[str]:
     before = cp[at - 1]
     at = at[((before | 32) >= 97) & ((before | 32) <= 122) | ((before >= 48) & (before <= 57))
             | np.isin(before, [ord(c) for c in "._%+-"])]
-    stages = ((np.unique(docs_at(at)), _sub_email), (np.unique(docs_at(d2)), _sub_iban),
+    stages = ((texts_at(starts, at), _sub_email), (texts_at(starts, d2), _sub_iban),
               (_digit_runs(dpos, starts, 2, 13), _sub_card), (_digit_runs(dpos, starts, 3, 8), _sub_phone))
     for which, fn in stages:
-        if not len(which):
-            continue
-        done = fn(_SEP.join(out[i] for i in which)).split(_SEP)
-        for i, t in zip(which.tolist(), done):
-            out[i] = t
+        apply_to(out, which, fn)
     return out
 
 

@@ -186,12 +186,9 @@ def _negation_hashes():
     return _NEGATION_HASHES
 
 
-def _docs_where(starts: np.ndarray, hit: np.ndarray) -> np.ndarray:
-    """The texts (by index) that contain at least one of the flagged positions."""
-    pos = np.flatnonzero(hit)
-    if not len(pos):
-        return pos
-    return np.unique(np.searchsorted(starts, pos, side="right") - 1)
+def _hits(starts: np.ndarray, hit: np.ndarray) -> np.ndarray:
+    """The texts that hold at least one flagged position."""
+    return _tf.texts_at(starts, np.flatnonzero(hit))
 
 
 def _at(cp: np.ndarray, s: str) -> np.ndarray:
@@ -212,26 +209,6 @@ def _runs(cp: np.ndarray, k: int, among=None) -> np.ndarray:
     return np.concatenate([hit, np.zeros(len(cp) - len(hit), dtype=bool)])
 
 
-def _apply(texts: list[str], docs: np.ndarray, fn) -> None:
-    """Replace ``texts[i]`` by ``fn(texts[i])`` for the given texts, in one call on them joined."""
-    if not len(docs):
-        return
-    out = fn(_tf.SEP.join(texts[i] for i in docs)).split(_tf.SEP)
-    if len(out) != len(docs):       # fn made or removed a separator: one text at a time
-        out = [fn(texts[i]) for i in docs]
-    for i, t in zip(docs.tolist(), out):
-        texts[i] = t
-
-
-def _corpus_points(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    big = _tf.SEP.join(texts)
-    cp = np.frombuffer(big.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
-    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    starts = np.zeros(len(texts), dtype=np.int64)
-    starts[1:] = np.cumsum(lengths[:-1] + 1)
-    return cp, starts
-
-
 def _prepare(texts) -> list[str]:
     """Mask personal data and apply the text preparation up to tokenising (the module
     docstring), on a whole list at once: each substitution runs only on the texts that
@@ -241,22 +218,22 @@ def _prepare(texts) -> list[str]:
     if not texts:
         return []
     texts = mask_pii(texts)
-    cp, starts = _corpus_points(texts)
-    _apply(texts, _docs_where(starts, cp == ord("&")), html.unescape)
-    cp, starts = _corpus_points(texts)
-    _apply(texts, _docs_where(starts, _at(cp, "://") | _at(cp, "www.")), lambda t: _URL.sub(" URL ", t))
-    _apply(texts, _docs_where(starts, cp == ord("@")), lambda t: _USER.sub(" USER ", t))
-    _apply(texts, _docs_where(starts, cp == ord("#")),
-           lambda t: _HASHTAG.sub(lambda m: " HASHTAG " + _CAMEL.sub(" ", m.group(1)) + " ", t))
-    _apply(texts, _docs_where(starts, cp > 0x2000), lambda t: _HIGH.sub(_emoji, t).replace("’", "'"))
-    cp, starts = _corpus_points(texts)
+    cp, starts = _tf.code_points(texts)
+    _tf.apply_to(texts, _hits(starts, cp == ord("&")), html.unescape)
+    cp, starts = _tf.code_points(texts)
+    _tf.apply_to(texts, _hits(starts, _at(cp, "://") | _at(cp, "www.")), lambda t: _URL.sub(" URL ", t))
+    _tf.apply_to(texts, _hits(starts, cp == ord("@")), lambda t: _USER.sub(" USER ", t))
+    _tf.apply_to(texts, _hits(starts, cp == ord("#")),
+                 lambda t: _HASHTAG.sub(lambda m: " HASHTAG " + _CAMEL.sub(" ", m.group(1)) + " ", t))
+    _tf.apply_to(texts, _hits(starts, cp > 0x2000), lambda t: _HIGH.sub(_emoji, t).replace("’", "'"))
+    cp, starts = _tf.code_points(texts)
     letter = _tf._classes(cp) == _tf._WORD
-    _apply(texts, _docs_where(starts, _runs(cp, 3) & letter),
-           lambda t: _ELONG.sub(lambda m: m.group(1) * 2 + " ELONG ", t))
-    _apply(texts, _docs_where(starts, _runs(cp, 2, "!?.")),
-           lambda t: _PUNCT_RUN.sub(lambda m: m.group(1) + " REPEATED_" + _RUN_NAMES[m.group(1)] + " ", t))
-    cp, starts = _corpus_points(texts)
-    _apply(texts, _docs_where(starts, _at(cp, "n't")), lambda t: _NT.sub(r"\1 not", t))
+    _tf.apply_to(texts, _hits(starts, _runs(cp, 3) & letter),
+                 lambda t: _ELONG.sub(lambda m: m.group(1) * 2 + " ELONG ", t))
+    _tf.apply_to(texts, _hits(starts, _runs(cp, 2, "!?.")),
+                 lambda t: _PUNCT_RUN.sub(lambda m: m.group(1) + " REPEATED_" + _RUN_NAMES[m.group(1)] + " ", t))
+    cp, starts = _tf.code_points(texts)
+    _tf.apply_to(texts, _hits(starts, _at(cp, "n't")), lambda t: _NT.sub(r"\1 not", t))
     return _tf.SEP.join(texts).lower().split(_tf.SEP)
 
 
@@ -561,7 +538,7 @@ class FittedSentiment:
     train_texts: pd.Series | None = None
     train_labels: pd.Series | None = None
     n_dropped: int = 0
-    _vecs: dict = field(default=None, compare=False)
+    _vecs: _tf.TextFeatures | None = field(default=None, compare=False)
 
     @property
     def classes(self) -> tuple:
