@@ -511,8 +511,10 @@ def _fit_arrays(settings: SentimentModel, prepared: list[str], y: np.ndarray) ->
         w, b, _ = _tf.fit_logistic(X, pos, C=C, scale=r)
         return (w if r is None else w * r), b   # fold the NB scaling into the weights
 
-    # the sparse products and numpy release the GIL: the fits share the cores
-    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+    # the sparse products and numpy release the GIL: the fits share the cores, BLAS stays
+    # on one thread (see _tf.one_blas_thread)
+    with _tf.one_blas_thread(), \
+            ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
         fitted = list(pool.map(fit, jobs))
     step = 2 if settings.nb_weighting else 1
     W1, b1 = [w for w, _ in fitted[::step]], [b for _, b in fitted[::step]]
