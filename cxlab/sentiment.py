@@ -84,6 +84,8 @@ __all__ = [
     "distinctive_terms", "plot_distinctive_terms", "LABELS", "LanguageNotSupportedError",
 ]
 
+_CHUNK_MIN = 2000      # texts per scoring thread, at least
+
 #: the three classes, in order
 LABELS = ("negative", "neutral", "positive")
 _FORMAT = "cxlab-sentiment"
@@ -579,8 +581,19 @@ class FittedSentiment:
         return P
 
     def predict_proba(self, texts) -> np.ndarray:
-        """Class probabilities, one row per text, columns in ``classes`` order."""
-        return self._proba_prepared(_prepare(_as_texts(texts)))
+        """Class probabilities, one row per text, columns in ``classes`` order.
+
+        Many texts are scored in contiguous chunks on parallel threads (a text's features do
+        not depend on the other texts, so the result is the same)."""
+        texts = _as_texts(texts)
+        k = min(os.cpu_count() or 1, 4, len(texts) // _CHUNK_MIN)
+        if k < 2:
+            return self._proba_prepared(_prepare(texts))
+        bounds = np.linspace(0, len(texts), k + 1).astype(int)
+        with ThreadPoolExecutor(max_workers=k) as pool:
+            parts = pool.map(lambda ab: self._proba_prepared(_prepare(texts[ab[0]:ab[1]])),
+                             zip(bounds[:-1], bounds[1:]))
+            return np.vstack(list(parts))
 
     def predict(self, texts) -> pd.DataFrame:
         """One row per text: ``text`` (PII masked), ``label``, ``p_<class>`` for each class,

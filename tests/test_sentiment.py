@@ -85,6 +85,19 @@ def test_predict_labels_scores_and_masks(fitted):
     assert "@" not in out.text[2] and "4567" not in out.text[2] and "[EMAIL]" in out.text[2]
 
 
+def test_many_texts_score_in_chunks_as_one_by_one(simulated, fitted, monkeypatch):
+    import cxlab.sentiment as sentiment
+    feedback, _ = simulated
+    texts = feedback.text.dropna().head(900).tolist()
+    texts[5] = None                                  # a missing text scores like the empty one
+    one_by_one = np.vstack([fitted.predict_proba([t]) for t in texts])
+    monkeypatch.setattr(sentiment, "_CHUNK_MIN", 100)
+    monkeypatch.setattr(sentiment.os, "cpu_count", lambda: 4)
+    chunked = fitted.predict_proba(texts)
+    assert chunked.shape == (900, 3)
+    assert np.abs(chunked - one_by_one).max() < 1e-5
+    assert np.array_equal(chunked[5], fitted.predict_proba([""])[0])
+
 def test_no_personal_data_becomes_a_feature(simulated, fitted):
     feedback, _ = simulated
     assert feedback.text.str.contains("@example", regex=False).sum() > 20
