@@ -33,7 +33,7 @@ character features
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -312,10 +312,16 @@ class TextFeatures:
     char_idf: np.ndarray
     char_scale: float             # g
     negation: bool = True
+    hashes: tuple | None = field(default=None, repr=False, compare=False)   # of both vocabularies, if known
 
     def __post_init__(self):
-        self._word_index = pd.Index(hash_strings(self.word_vocab))
-        self._char_index = pd.Index(hash_strings(self.char_vocab)) if len(self.char_vocab) else None
+        wh, ch = self.hashes or (hash_strings(self.word_vocab), hash_strings(self.char_vocab))
+        self._word_index = pd.Index(wh)
+        self._char_index = pd.Index(ch) if len(self.char_vocab) else None
+        for index in (self._word_index, self._char_index):     # build the hash tables now, not on first use
+            if index is not None and len(index):
+                index.get_indexer(index[:1])
+        self.hashes = None
 
     # ------------------------------------------------------------------ fit
     @classmethod
@@ -339,6 +345,7 @@ class TextFeatures:
         Xw = _tfidf(counts[:, keep], word_idf)
 
         char_vocab, char_idf, scale, chars = np.array([], dtype=str), np.zeros(0), 1.0, None
+        char_hashes = np.zeros(0, dtype=np.uint64)
         if char_ngrams is not None:
             C, words = _token_counts(tok)
             rows, gh, gpos, glen, pc = char_grams(words, char_ngrams)
@@ -355,6 +362,7 @@ class TextFeatures:
             char_vocab = np.array([pc.text[a:a + k] for a, k in zip(gpos[occ].tolist(), glen[occ].tolist())],
                                   dtype=str)
             char_idf = np.log((1.0 + n) / (1.0 + gdf[gkeep])) + 1.0
+            char_hashes = guniq[gkeep]
             Wc = (Wc[:, gkeep] @ sp.diags(char_idf.astype(np.float32))).tocsr()
             ntok = np.asarray(C.sum(axis=1)).ravel()
             sample = np.arange(min(n, 2000))
@@ -364,7 +372,7 @@ class TextFeatures:
             scale = float(np.median(ratio)) if len(ratio) and np.median(ratio) > 0 else 1.0
             chars = (_scaled(C, ntok, scale), Wc)
         feats = cls(tuple(word_ngrams), None if char_ngrams is None else tuple(char_ngrams), vocab, word_idf,
-                    char_vocab, char_idf, scale, negation)
+                    char_vocab, char_idf, scale, negation, hashes=(uniq[keep], char_hashes))
         return feats, Design(Xw, *(chars or (None, None)))
 
     # ------------------------------------------------------------------ transform

@@ -481,8 +481,8 @@ class SentimentModel:
         """
         texts, labels, n_dropped = self._frame(feedback)
         prepared = _prepare(texts)
-        state = _fit_arrays(self, prepared, labels.to_numpy())
-        return FittedSentiment(settings=self, state=state, train_texts=texts, train_labels=labels,
+        state, feats = _fit_arrays(self, prepared, labels.to_numpy())
+        return FittedSentiment(settings=self, state=state, train_texts=texts, train_labels=labels, _vecs=feats,
                                n_dropped=n_dropped)
 
 
@@ -493,8 +493,9 @@ def _features(settings: SentimentModel, prepared: list[str]):
                                 negation=settings.negation, negations_hashes=_negation_hashes())
 
 
-def _fit_arrays(settings: SentimentModel, prepared: list[str], y: np.ndarray) -> dict:
-    """Fit the features and both linear models; return the plain arrays that define them."""
+def _fit_arrays(settings: SentimentModel, prepared: list[str], y: np.ndarray) -> tuple[dict, _tf.TextFeatures]:
+    """Fit the features and both linear models; return the plain arrays that define them
+    (and the fitted vocabulary, ready to transform new texts)."""
     feats, X = _features(settings, prepared)
     classes = np.array(sorted(set(y)), dtype=str)
     state = {"classes": classes, "vocab": {"word": feats.word_vocab, "char": feats.char_vocab},
@@ -524,7 +525,7 @@ def _fit_arrays(settings: SentimentModel, prepared: list[str], y: np.ndarray) ->
     state["W1"], state["b1"] = np.vstack(W1).astype(np.float32), np.array(b1)
     if settings.nb_weighting:
         state["W2"], state["b2"] = np.vstack(W2).astype(np.float32), np.array(b2)
-    return state
+    return state, feats
 
 
 def _ovr_proba(z: np.ndarray) -> np.ndarray:
@@ -586,6 +587,7 @@ class FittedSentiment:
         Many texts are scored in contiguous chunks on parallel threads (a text's features do
         not depend on the other texts, so the result is the same)."""
         texts = _as_texts(texts)
+        self._features()                    # the vocabulary's lookup tables, once, before any thread
         k = min(os.cpu_count() or 1, 4, len(texts) // _CHUNK_MIN)
         if k < 2:
             return self._proba_prepared(_prepare(texts))
@@ -636,7 +638,8 @@ class FittedSentiment:
         pred = np.empty(len(y), dtype=object)
         folds = []
         for tr, te in StratifiedKFold(cv, shuffle=True, random_state=random_state).split(prepared, y):
-            fold = FittedSentiment(settings=self.settings, state=_fit_arrays(self.settings, list(prepared[tr]), y[tr]))
+            state, feats = _fit_arrays(self.settings, list(prepared[tr]), y[tr])
+            fold = FittedSentiment(settings=self.settings, state=state, _vecs=feats)
             P = fold._proba_prepared(list(prepared[te]))
             pred[te] = np.asarray(fold.classes)[P.argmax(axis=1)]
             folds.append(evaluate_predictions(y[te], pred[te], labels=self.classes).macro_f1)

@@ -52,6 +52,12 @@ def test_word_block_equals_scikit_learn(texts):
     order = [ref.vocabulary_[t] for t in feats.word_vocab]
     assert np.allclose(feats.word_idf, ref.idf_[order])
     assert abs(X.Xw - R[:, order]).max() < 1e-6
+    # the fit hands its term hashes to the vocabulary; rebuilt from the strings they are the same
+    rebuilt = tf.TextFeatures(feats.word_ngrams, feats.char_ngrams, feats.word_vocab, feats.word_idf,
+                              feats.char_vocab, feats.char_idf, feats.char_scale)
+    assert rebuilt._word_index.equals(feats._word_index) and rebuilt._char_index.equals(feats._char_index)
+    again = feats.transform(prepared, _negation_hashes())
+    assert abs(again.Xw - X.Xw).max() == 0 and abs(again.C @ again.Wc - X.C @ X.Wc).max() < 1e-6
 
 
 def test_char_block_equals_a_plain_python_count(texts):
