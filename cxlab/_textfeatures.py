@@ -146,8 +146,12 @@ class Corpus:
         n = len(cp)
         pw = _powers(n + 16, _UB)
         inv = _powers(n, _UBINV)
-        prefix = np.zeros(n + 1, dtype=np.uint64)
-        np.cumsum((cp.astype(np.uint64) + np.uint64(1)) * pw[:n], out=prefix[1:])
+        prefix = np.empty(n + 1, dtype=np.uint64)      # in place: each new 8-byte array of
+        prefix[0] = 0                                  # the corpus' length costs page faults
+        body = prefix[1:]
+        np.add(cp, 1, out=body, dtype=np.uint64)
+        np.multiply(body, pw[:n], out=body)
+        np.cumsum(body, out=body)
         return cls(text, cp, starts, prefix, inv, pw)
 
     def hash(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -38,8 +38,8 @@ features
     token's n-grams, so neither fitting nor scoring builds the texts x n-grams matrix.
 classifier
     One-vs-rest logistic regressions (one binary fit per class, balanced class weights,
-    L2 penalty ``C``, L-BFGS; the class probabilities are the sigmoids renormalised to sum
-    to 1), averaged (``nb_weighting=True``) with the same on naive-Bayes-weighted
+    L2 penalty ``C``, L-BFGS until no gradient component exceeds 2e-4; the class
+    probabilities are the sigmoids renormalised to sum to 1), averaged (``nb_weighting=True``) with the same on naive-Bayes-weighted
     features: each feature scaled by its log-count ratio between the class and the rest
     (Wang & Manning 2012, "Baselines and bigrams", ACL; penalty ``3 C``; document counts
     for words, occurrence counts for character n-grams). ``nb_weighting=False`` keeps the
@@ -85,6 +85,10 @@ __all__ = [
 ]
 
 _CHUNK_MIN = 2000      # texts per scoring thread, at least
+# L-BFGS stops when no gradient component exceeds this (scikit-learn's default is 1e-4).
+# Measured 2026-11-23: 1e-4 -> 2e-4 fits 100k texts in 24.7 s instead of 28.6 s; SENTIPOLC
+# test macro-F1 0.5598 -> 0.5592, its 5-fold CV 0.6025 -> 0.6024, airline 5-fold 0.7809 -> 0.7819.
+_TOL = 2e-4
 
 #: the three classes, in order
 LABELS = ("negative", "neutral", "positive")
@@ -511,7 +515,7 @@ def _fit_arrays(settings: SentimentModel, prepared: list[str], y: np.ndarray) ->
 
     def fit(job):
         pos, C, r = job
-        w, b, _ = _tf.fit_logistic(X, pos, C=C, scale=r)
+        w, b, _ = _tf.fit_logistic(X, pos, C=C, scale=r, tol=_TOL)
         return (w if r is None else w * r), b   # fold the NB scaling into the weights
 
     # the sparse products and numpy release the GIL: the fits share the cores, BLAS stays
