@@ -39,8 +39,9 @@ features
 classifier
     One-vs-rest logistic regressions (one binary fit per class, balanced class weights,
     L2 penalty ``C``, L-BFGS until no gradient component exceeds 2e-4; the class
-    probabilities are the sigmoids renormalised to sum to 1), averaged (``nb_weighting=True``) with the same on naive-Bayes-weighted
-    features: each feature scaled by its log-count ratio between the class and the rest
+    probabilities are the sigmoids renormalised to sum to 1), averaged
+    (``nb_weighting=True``) with the same on naive-Bayes-weighted features: each feature
+    scaled by its log-count ratio between the class and the rest
     (Wang & Manning 2012, "Baselines and bigrams", ACL; penalty ``3 C``; document counts
     for words, occurrence counts for character n-grams). ``nb_weighting=False`` keeps the
     first alone. The binary fits run in parallel threads.
