@@ -43,3 +43,44 @@ def check_columns(table, columns, *, argument: str) -> list[str]:
             raise ValueError(f"{argument}={c!r} is not a column of events" + did_you_mean(c, table.columns)
                              + f"; columns: {list(table.columns)}")
     return cols
+
+
+_EPOCH_US: dict = {}
+
+
+def epoch_us(ts):
+    """Microseconds since 1970-01-01 UTC of a timestamp expression, as int64.
+
+    The engine's own function where it has one: DuckDB's ``epoch_us`` and Spark's
+    ``unix_micros``, both a read of the stored value. On DuckDB, ``date_diff`` and casts of
+    a time-zone-aware timestamp go through ICU's calendar: 10M differences took 1.5 s with
+    ``date_diff('microsecond', ...)`` and 0.035 s as a difference of ``epoch_us``. Any other
+    engine gets whole seconds and the microseconds extracted.
+    """
+    import ibis
+    import ibis.expr.datatypes as dt
+
+    try:
+        name = ts._find_backend(use_default=True).name
+    except Exception:           # an expression no backend can be found for
+        name = None
+    fn_name = {"duckdb": "epoch_us", "pyspark": "unix_micros"}.get(name)
+    if fn_name is None:
+        return ts.epoch_seconds().cast("int64") * 1_000_000 + ts.microsecond().cast("int64")
+    fn = _EPOCH_US.get(fn_name)
+    if fn is None:
+        def builtin(ts):            # the engine's function: no Python body
+            ...
+        fn = _EPOCH_US[fn_name] = ibis.udf.scalar.builtin(builtin, name=fn_name,
+                                                           signature=((dt.timestamp,), dt.int64))
+    return fn(ts)
+
+
+def epoch_ms(ts):
+    """Whole milliseconds since 1970-01-01 UTC (microseconds floored), as int64."""
+    return epoch_us(ts) // 1000
+
+
+def micros_between(later, earlier):
+    """``later - earlier`` in microseconds (int64), the same on every engine."""
+    return epoch_us(later) - epoch_us(earlier)

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._engine import as_table, check_columns
+from ._engine import as_table, check_columns, epoch_ms
 from .exceptions import did_you_mean
 from .journey import JourneyMap, parse_duration
 from .stats import bh_qvalues
@@ -766,7 +766,7 @@ def survival_table(events, *, journey: JourneyMap | None = None, by=None, window
     iv = _interval(td)
     closed = (wide.start + iv) <= ibis.literal(pd.Timestamp(data_end))
     end = ibis.cases((conv, last_t), (closed, last_t), else_=ibis.literal(pd.Timestamp(data_end)))
-    ms = end.delta(wide.start, unit="millisecond")
+    ms = epoch_ms(end) - epoch_ms(wide.start)
     out = wide.select("customer_id", "start", *by_cols, _ms=ms,
                       dropped=(~conv & closed).cast("int8"), last_step=last_step, converted=conv)
     df = out.execute()

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from ._engine import as_table, check_columns
+from ._engine import as_table, check_columns, epoch_ms
 from .exceptions import did_you_mean
 from .journey import JourneyMap, parse_duration
 from .stats import _check_alpha, two_proportion_test, wilson_ci
@@ -86,11 +86,6 @@ def _exclude(exclude, steps_tps) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the engine part
-def _ms(ts):
-    """Milliseconds since the epoch, integer (same on DuckDB and Spark)."""
-    return ts.epoch_seconds().cast("int64") * 1000 + ts.millisecond().cast("int64")
-
-
 def _closed_per_customer(t, groups, *, window, by, exclude, effort):
     """The closed funnel, one row per customer that entered: by levels, ``d{k}`` (ms from
     the entry to the occurrence used for step k, null if not reached) and ``x{k}``
@@ -147,10 +142,10 @@ def _closed_per_customer(t, groups, *, window, by, exclude, effort):
 
     # one row per customer: e{k} (ts used for step k) and d{k}; stage k holds the
     # customers who reached step k, so a left join of each (small) stage to the entries
-    w = s1.select("customer_id", *by, e1="f1", m1=_ms(s1.f1))
+    w = s1.select("customer_id", *by, e1="f1", m1=epoch_ms(s1.f1))
     for k in range(2, K + 1):
         st = stages[k - 1]
-        st = st.select("customer_id", **{f"e{k}": st.c, f"m{k}": _ms(st.c)})
+        st = st.select("customer_id", **{f"e{k}": st.c, f"m{k}": epoch_ms(st.c)})
         w = w.left_join(st, "customer_id").select(w, f"e{k}", f"m{k}")
     w = w.select("customer_id", *by, *[f"e{k}" for k in range(1, K + 1)],
                  d1=ibis.ifelse(w.e1.notnull(), ibis.literal(0, "int64"), ibis.null("int64")),
@@ -284,7 +279,7 @@ def _per_customer(t, groups, *, order, window, by, exclude, effort):
                                        else_=ibis.null("timestamp"))
         per = cust.select("customer_id", *by, **{f"s{k}": starts[k] for k in starts},
                           **{f"e{k}": ends[k] for k in ends})
-    per = per.mutate(**{f"d{k}": _ms(per[f"e{k}"]) - _ms(per[f"s{k}"]) for k in range(1, K + 1)})
+    per = per.mutate(**{f"d{k}": epoch_ms(per[f"e{k}"]) - epoch_ms(per[f"s{k}"]) for k in range(1, K + 1)})
     if effort:
         all_ev = t.select("customer_id", "ts")
         keys = per.select("customer_id", *[f"s{k}" for k in range(1, K + 1)],

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from ._engine import as_table, check_columns
+from ._engine import as_table, check_columns, epoch_ms
 from .exceptions import did_you_mean
 from .io import SCALES, SCORE_CLASSES
 from .journey import JourneyMap, parse_duration
@@ -693,8 +693,7 @@ def care_responsiveness(events, *, contact=None, reply=None, resolution=None,
         j = c.left_join(r, [c.cid == r.rid, r.rts > c.ts]).select(cid=c.cid, ts=c.ts, rts=r.rts)
         return j.group_by(["cid", "ts"]).aggregate(**{name: j.rts.min()})
 
-    def ms(x):
-        return x.epoch_seconds().cast("int64") * 1000 + x.millisecond().cast("int64")
+    ms = epoch_ms
 
     frames = []
     for metric, tps in (("first_response", reply), ("resolution", resolution)):

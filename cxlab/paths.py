@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._engine import EVENT_COLUMNS, as_table, check_columns
+from ._engine import EVENT_COLUMNS, as_table, check_columns, micros_between
 from .exceptions import JourneyMapError, did_you_mean
 from .journey import JourneyMap, _format_duration, parse_duration
 from .stats import bh_qvalues, two_proportion_test, wilson_ci
@@ -165,7 +165,7 @@ def transitions(events, *, by=None, min_count: int = 1, session: bool = False) -
     w = ibis.window(group_by=part, order_by=_order(t))
     x = t.mutate(_next_tp=t.touchpoint.lead().over(w), _next_ts=t.ts.lead().over(w))
     x = x.mutate(next_touchpoint=x._next_tp.fill_null(END),
-                 _gap_us=x._next_ts.delta(x.ts, unit="microsecond"))
+                 _gap_us=micros_between(x._next_ts, x.ts))
     keys = by + ["touchpoint", "next_touchpoint"]
     agg = (x.group_by(keys)
             .aggregate(n=x.count(), customers=x.customer_id.nunique(), _median_us=x._gap_us.median())
@@ -668,7 +668,7 @@ def escape_routes(events, *, step: str, journey=None, window="7D", since: str = 
 
     # (d) summary
     s = (cust.group_by("_left")
-             .aggregate(n=cust.count(), _med_us=cust._t_next.delta(cust._t_step, unit="microsecond").median())
+             .aggregate(n=cust.count(), _med_us=micros_between(cust._t_next, cust._t_step).median())
              .execute())
     n_left = int(s.loc[s["_left"].astype(bool), "n"].sum())
     n_cont = int(s.loc[~s["_left"].astype(bool), "n"].sum())
@@ -696,7 +696,7 @@ def escape_routes(events, *, step: str, journey=None, window="7D", since: str = 
     after = ev.filter(ev.ts > ev._t_lim).join(leavers, "customer_id")
     wa = ibis.window(group_by="customer_id", order_by=order)
     after = after.mutate(_r=ibis.row_number().over(wa),
-                         _gap=after.ts.delta(after._t_last, unit="microsecond"))
+                         _gap=micros_between(after.ts, after._t_last))
     after = after.filter(after._r == 0)
     ni = (after.group_by(["touchpoint", "channel"])
                .aggregate(n=after.count(), median_gap=after._gap.median()).execute())
