@@ -711,7 +711,10 @@ def session_sql(src: str, cols: list[str], gap: pd.Timedelta, *, extra: str = ""
     """
     micros = int(pd.Timedelta(gap) / pd.Timedelta("1us"))
     part = "PARTITION BY customer_id, session_id IS NULL ORDER BY ts"
-    sel = ", ".join("coalesce(session_id, customer_id || '-' || strftime(_start, '%Y%m%dT%H%M%SZ')) "
+    # the start formatted from its UTC microseconds: strftime of a time-zone-aware timestamp
+    # goes through ICU's calendar (10M rows: 1.04 s against 0.53 s)
+    sel = ", ".join("coalesce(session_id, customer_id || '-' || "
+                    "strftime(make_timestamp(epoch_us(_start)), '%Y%m%dT%H%M%SZ')) "
                     "AS session_id" if c == "session_id" else _q(c) for c in cols)
     return (f"SELECT {sel}{extra} FROM (SELECT *, max(CASE WHEN _new THEN ts END) OVER ({part} "
             f"ROWS UNBOUNDED PRECEDING) AS _start FROM (SELECT *, lag(ts) OVER w IS NULL OR "
