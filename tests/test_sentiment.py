@@ -240,8 +240,10 @@ def test_italian_tweets_on_the_sentipolc_test_split():
     fitted = SentimentModel(label="sentiment").fit(data[data.split != "test"])
     test = fitted.evaluate(on=data[data.split == "test"])
     print(test)
-    # measured 0.560 (0.574 with scikit-learn's character n-grams across words, about 15x
-    # slower to score); a plain word + char_wb TF-IDF logistic regression gives 0.544
+    # measured 0.559 (0.574 with scikit-learn's character n-grams across words, about 15x
+    # slower to score); a plain word + char_wb TF-IDF logistic regression gives 0.544.
+    # 5-fold on train+val the same model scores 0.602: the test tweets are on other topics
+    # (15 known word features a tweet against 22), and the model calls 55% of them neutral.
     assert test.macro_f1 > 0.55 and test.n == 870
     with pytest.raises(LanguageNotSupportedError):
         LexiconSentiment(language="it")
