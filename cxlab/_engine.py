@@ -60,10 +60,7 @@ def epoch_us(ts):
     import ibis
     import ibis.expr.datatypes as dt
 
-    try:
-        name = ts._find_backend(use_default=True).name
-    except Exception:           # an expression no backend can be found for
-        name = None
+    name = ts._find_backend(use_default=True).name      # unbound (memtable): the default, DuckDB
     fn_name = {"duckdb": "epoch_us", "pyspark": "unix_micros"}.get(name)
     if fn_name is None:
         return ts.epoch_seconds().cast("int64") * 1_000_000 + ts.microsecond().cast("int64")

@@ -33,7 +33,7 @@ character features
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass
 
 import numpy as np
 import pandas as pd
@@ -316,16 +316,15 @@ class TextFeatures:
     char_idf: np.ndarray
     char_scale: float             # g
     negation: bool = True
-    hashes: tuple | None = field(default=None, repr=False, compare=False)   # of both vocabularies, if known
+    hashes: InitVar[tuple | None] = None      # of both vocabularies, when the fit already has them
 
-    def __post_init__(self):
-        wh, ch = self.hashes or (hash_strings(self.word_vocab), hash_strings(self.char_vocab))
+    def __post_init__(self, hashes):
+        wh, ch = hashes or (hash_strings(self.word_vocab), hash_strings(self.char_vocab))
         self._word_index = pd.Index(wh)
         self._char_index = pd.Index(ch) if len(self.char_vocab) else None
         for index in (self._word_index, self._char_index):     # build the hash tables now, not on first use
             if index is not None and len(index):
                 index.get_indexer(index[:1])
-        self.hashes = None
 
     # ------------------------------------------------------------------ fit
     @classmethod

@@ -693,15 +693,13 @@ def care_responsiveness(events, *, contact=None, reply=None, resolution=None,
         j = c.left_join(r, [c.cid == r.rid, r.rts > c.ts]).select(cid=c.cid, ts=c.ts, rts=r.rts)
         return j.group_by(["cid", "ts"]).aggregate(**{name: j.rts.min()})
 
-    ms = epoch_ms
-
     frames = []
     for metric, tps in (("first_response", reply), ("resolution", resolution)):
         if not tps:
             continue
         fa = first_after(tps, "ans")
         w = c.join(fa, ["cid", "ts"]).select(c, fa.ans)
-        w = w.mutate(d=(ms(w.ans) - ms(w.ts)).cast("float64"))
+        w = w.mutate(d=(epoch_ms(w.ans) - epoch_ms(w.ts)).cast("float64"))
         d = w.d
         df = _agg(w, keys, n=w.count(), n_timed=d.count(), p50=d.quantile(0.5),
                   p90=d.quantile(0.9), total=d.sum(), sumsq=(d * d).sum())
