@@ -311,13 +311,13 @@ def step_matrix(events, *, max_steps: int = 10, journey=None, start: str | None 
         x = x.join(s, "customer_id")
         x = x.mutate(_k=x._pos - x._p0 + 1)
         x = x.filter(x._k >= 1)
-        cohort = s.count()
     else:
         x = x.mutate(_k=x._pos)
-        cohort = t.customer_id.nunique()
-    n_customers = int(cohort.execute())
     x = x.filter(x._k <= max_steps)
     counts = x.group_by(["_k", "touchpoint"]).aggregate(n=x.count()).execute()
+    # every customer of the cohort has exactly one step 1 (their first contact, or their
+    # first contact on ``start``): the cohort size without another pass over the events
+    n_customers = int(counts.loc[counts["_k"] == 1, "n"].sum())
     steps = list(range(1, max_steps + 1))
     if n_customers == 0:
         mat = pd.DataFrame(index=pd.Index([], name="touchpoint", dtype="str"),
