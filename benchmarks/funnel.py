@@ -111,8 +111,6 @@ if tool.startswith("cxlab"):
         f = F.funnel(t, window="7D", order="closed")
         n = f["n"].tolist()
     else:   # the same without the effort column (one join of all events fewer)
-        from cxlab.journey import JourneyMap
-        jm = JourneyMap.default()
         n = F._run(t, [[s] for s in STEPS], STEPS, ["FMOT"] * 5, order="closed",
                    window=F._window("7D"), by=None, exclude=[], alpha=0.05, effort=False)["n"].tolist()
 elif tool in ("sql", "sql_full"):
@@ -203,7 +201,8 @@ def main(argv=None):
           "| n per step |")
     print("|---:|---|---:|---:|---:|---:|---|")
     for ev, tool, s, ratio, ratio_full, rss, n in rows:
-        print(f"| {ev} | {tool} | {s:.2f} | {ratio:.2f}x | {ratio_full:.2f}x | {rss:.0f} "
+        full_txt = "n/a" if math.isnan(ratio_full) else f"{ratio_full:.2f}x"
+        print(f"| {ev} | {tool} | {s:.2f} | {ratio:.2f}x | {full_txt} | {rss:.0f} "
               f"| {' > '.join(map(str, n))} |")
 
 

@@ -162,39 +162,28 @@ print("@@RESULT@@" + json.dumps(out))
 FLOOR = r"""
 import json, resource, sys, time
 path, fmt = sys.argv[1], sys.argv[2]
-STEPS = json.loads(sys.argv[3])
 import duckdb
 con = duckdb.connect()                 # in memory: nothing persisted
 con.execute("SET TimeZone='UTC'")
 src = f"read_csv('{path}')" if fmt == "csv" else f"read_parquet('{path}')"
 T = {}
 t0 = time.perf_counter()
-con.execute(f"CREATE TABLE e AS SELECT customer_id, CAST(ts AS TIMESTAMPTZ) AS ts, touchpoint, "
+con.execute(f"CREATE TABLE events AS SELECT customer_id, CAST(ts AS TIMESTAMPTZ) AS ts, touchpoint, "
             f"channel FROM {src}")
 T["load"] = time.perf_counter() - t0
 t = time.perf_counter()
-stages = [f"s1 AS (SELECT customer_id, min(ts) AS t1, min(ts) AS t FROM f "
-          f"WHERE touchpoint = '{STEPS[0]}' GROUP BY customer_id)"]
-for k, step in enumerate(STEPS[1:], start=2):
-    stages.append(f"s{k} AS (SELECT s.customer_id, s.t1, min(f.ts) AS t FROM s{k - 1} s "
-                  f"JOIN f USING (customer_id) WHERE f.touchpoint = '{step}' AND f.ts >= s.t "
-                  f"AND f.ts <= s.t1 + INTERVAL 7 DAY GROUP BY s.customer_id, s.t1)")
-steps_in = ", ".join(f"'{x}'" for x in STEPS)
-funnel = list(con.execute(
-    f"WITH f AS (SELECT customer_id, ts, touchpoint FROM e WHERE touchpoint IN ({steps_in})), "
-    + ", ".join(stages) + " SELECT "
-    + ", ".join(f"(SELECT count(*) FROM s{k})" for k in range(1, len(STEPS) + 1))).fetchone())
+funnel = list(con.execute(sys.argv[3]).fetchone())   # funnel.py's counts-only SQL, on events
 T["funnel"] = time.perf_counter() - t
 t = time.perf_counter()
 # one window pass shared by transitions and the step matrix (cxlab's order of contacts)
 con.execute("CREATE TEMP TABLE w AS SELECT touchpoint, "
             "coalesce(lead(touchpoint) OVER w, '(end)') AS nxt, row_number() OVER w AS pos "
-            "FROM e WINDOW w AS (PARTITION BY customer_id ORDER BY ts, touchpoint, channel)")
+            "FROM events WINDOW w AS (PARTITION BY customer_id ORDER BY ts, touchpoint, channel)")
 tr = con.execute("SELECT touchpoint, nxt, count(*) FROM w GROUP BY ALL").fetchall()
 T["transitions"] = time.perf_counter() - t
 t = time.perf_counter()
 sm = con.execute("SELECT pos, touchpoint, count(*) FROM w WHERE pos <= 10 GROUP BY ALL").fetchall()
-n = con.execute("SELECT count(*) FROM w WHERE pos = 1").fetchone()[0]
+n = sum(c for pos, _, c in sm if pos == 1)   # one first contact per customer
 T["step_matrix"] = time.perf_counter() - t
 T["total"] = time.perf_counter() - t0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -206,7 +195,7 @@ for pos, tp, c in sm:
     share.setdefault(tp, [0.0] * 10)[pos - 1] = c / n
 for k in range(10):
     share.setdefault("(end)", [0.0] * 10)[k] = 1 - sum(v[k] for tp, v in share.items() if tp != "(end)")
-out = {"times": T, "rss_self_mb": rss, "rows": int(con.execute("SELECT count(*) FROM e").fetchone()[0]),
+out = {"times": T, "rss_self_mb": rss, "rows": int(con.execute("SELECT count(*) FROM events").fetchone()[0]),
        "customers": int(n), "funnel": [int(v) for v in funnel],
        "transitions": [[a, b, int(c), c / out_n[a]] for a, b, c in tr], "step_matrix": share}
 print("@@RESULT@@" + json.dumps(out))
@@ -231,14 +220,19 @@ def _child(python, code, args, env=None):
 
 
 # --------------------------------------------------------------------------- inputs
+def _funnel_bench():
+    """benchmarks/funnel.py as a module: its input generator and its hand-written SQL."""
+    spec = importlib.util.spec_from_file_location("_cx_funnel_bench", HERE / "funnel.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def _inputs(scale: int, fmt: str) -> Path:
     base = WORK / "funnel_1x.parquet"
     parquet = base if scale == 1 else WORK / f"funnel_{scale}x.parquet"
     if not parquet.exists() or not base.exists():
-        spec = importlib.util.spec_from_file_location("_cx_funnel_bench", HERE / "funnel.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        subprocess.run([sys.executable, "-c", mod.GENERATE, str(base), str(parquet), str(scale)],
+        subprocess.run([sys.executable, "-c", _funnel_bench().GENERATE, str(base), str(parquet), str(scale)],
                        check=True, cwd=ROOT)
     if fmt == "parquet":
         return parquet
@@ -290,7 +284,7 @@ def _compare(cx: dict, rt: dict) -> list[str]:
 def _compare_floor(cx: dict, fl: dict) -> list[str]:
     """The floor must compute the same numbers as cxlab (funnel with the window, transition
     probabilities, step-matrix shares)."""
-    notes = [f"DuckDB floor: funnel n per step " + " > ".join(map(str, fl["funnel"]))
+    notes = ["DuckDB floor: funnel n per step " + " > ".join(map(str, fl["funnel"]))
              + (" -- identical to cxlab" if fl["funnel"] == cx["funnel"] else " -- DIFFERS")]
     cp = {(a, b): p for a, b, _, p in cx["transitions"]}
     fp = {(a, b): p for a, b, _, p in fl["transitions"]}
@@ -323,6 +317,9 @@ def main(argv=None):
     rete_env = {**os.environ, "RETENTIONEERING_NO_TRACK": "1"}
     rete_env.pop("PYTHONPATH", None)
     rows, notes, version = [], [], "?"
+    bench = _funnel_bench()
+    assert bench.STEPS == STEPS, "funnel.py's SQL must count the same steps"
+    floor_funnel = bench.SQL.replace("read_parquet('{path}')", "events")
     for scale in args.scales:
         path = _inputs(scale, args.format)
         res = {}
@@ -334,7 +331,7 @@ def main(argv=None):
                 shutil.rmtree(tmpdir, ignore_errors=True)
             if "cxlab" not in res or r[0]["times"]["total"] < res["cxlab"][0]["times"]["total"]:
                 res["cxlab"] = r
-            r = _child(sys.executable, FLOOR, [path, args.format, json.dumps(STEPS)])
+            r = _child(sys.executable, FLOOR, [path, args.format, floor_funnel])
             if "floor" not in res or r[0]["times"]["total"] < res["floor"][0]["times"]["total"]:
                 res["floor"] = r
             r = _child(args.rete_python, RETE, [path, args.format, json.dumps(STEPS),
