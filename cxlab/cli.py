@@ -3,7 +3,7 @@
 Exit status: 0 on success; 2 with the error on stderr when an export or an argument is
 refused (the workspace is then unchanged; for ``report``, nothing ran); 1 when a report
 notebook failed or on an unexpected failure; 75 (EX_TEMPFAIL) when another report run holds
-the reports folder's lock.
+the reports folder's lock, or another process has the workspace open (``pull --wait`` waits).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .exceptions import CxlabError
+from .exceptions import CxlabError, WorkspaceLockedError
 
 
 def _mapping(pairs: list[str]) -> dict[str, str]:
@@ -29,7 +29,7 @@ def _cmd_pull(args) -> int:
     from .workspace import connect
 
     journey = JourneyMap.from_yaml(args.journey) if args.journey else None
-    with connect(args.workspace) as ws:
+    with connect(args.workspace, wait=args.wait) as ws:
         result = ws.pull(args.path, kind=args.kind, format=args.format, mapping=_mapping(args.map),
                          tz=args.tz, ts_format=args.ts_format, delimiter=args.delimiter,
                          scale=args.scale, language=args.language, journey=journey)
@@ -287,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", help="ISO code of feedback text when the file has none")
     p.add_argument("--journey", help="journey map YAML (default: the shipped map)")
     p.add_argument("--workspace", help="DuckDB workspace file (default: $CXLAB_WORKSPACE or data/cxlab.duckdb)")
+    p.add_argument("--wait", metavar="DURATION",
+                   help="while another process has the workspace open, retry for this long "
+                        "(e.g. 10min) instead of failing at once (exit 75 when still held)")
     p.set_defaults(func=_cmd_pull)
 
     p = sub.add_parser("simulate", help="simulate a journey export with planted ground truth")
@@ -346,6 +349,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except WorkspaceLockedError as exc:
+        print(f"cxlab {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     except (CxlabError, ValueError, FileNotFoundError) as exc:
         print(f"cxlab {args.command}: error: {exc}", file=sys.stderr)
         return 2
