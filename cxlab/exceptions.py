@@ -88,6 +88,10 @@ class WorkspaceLockedError(WorkspaceError):
         super().__init__(message)
 
 
+class ExplorerError(CxlabError, RuntimeError):
+    """``cxlab explore`` cannot serve: the port is in use, or Voilà did not answer on it."""
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choice, or an empty string."""
     choices = [str(c) for c in choices]
