@@ -123,7 +123,7 @@ def _describe(pid: int) -> tuple[str | None, str | None]:
 
 
 def _short(cmd: list[str], width: int = 70) -> str:
-    text = " ".join([Path(cmd[0]).name, *cmd[1:]])
+    text = " ".join(" ".join([Path(cmd[0]).name, *cmd[1:]]).split())  # one line
     return text if len(text) <= width else text[:width - 1] + "…"
 
 

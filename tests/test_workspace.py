@@ -187,7 +187,8 @@ def test_a_reader_holding_the_workspace_is_named_as_a_reader(ws_file):
     with holding(ws_file, "read") as proc, pytest.raises(WorkspaceLockedError) as err:
         cxlab.connect(ws_file)
     text = str(err.value)
-    assert f"is open read-only by pid {proc.pid} (python -c " in text
+    assert f"is open read-only by pid {proc.pid} (python -c import sys, time, cxlab ws = " in text
+    assert "\n" not in text
     assert "cannot be opened for writing" in text and "for writing by" not in text
     assert "--wait 10min" in text and "wait='10min'" in text  # what to do
     assert [(h.pid, h.mode) for h in err.value.holders] == [(proc.pid, "read-only")]
