@@ -3,7 +3,7 @@
 Exit status: 0 on success; 2 with the error on stderr when an export or an argument is
 refused (the workspace is then unchanged; for ``report``, nothing ran); 1 when a report
 notebook failed or on an unexpected failure; 75 (EX_TEMPFAIL) when another report run holds
-the reports folder's lock.
+the reports folder's lock, or another process has the workspace open (``pull --wait`` waits).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .exceptions import CxlabError
+from .exceptions import CxlabError, WorkspaceLockedError
 
 
 def _mapping(pairs: list[str]) -> dict[str, str]:
@@ -29,7 +29,7 @@ def _cmd_pull(args) -> int:
     from .workspace import connect
 
     journey = JourneyMap.from_yaml(args.journey) if args.journey else None
-    with connect(args.workspace) as ws:
+    with connect(args.workspace, wait=args.wait) as ws:
         result = ws.pull(args.path, kind=args.kind, format=args.format, mapping=_mapping(args.map),
                          tz=args.tz, ts_format=args.ts_format, delimiter=args.delimiter,
                          scale=args.scale, language=args.language, journey=journey)
@@ -228,19 +228,12 @@ def _explore_notebook(name: str) -> Path:
     raise ValueError(f"no explorer notebook {name!r}" + did_you_mean(name, known) + f"; known: {known}")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _cmd_explore(args) -> int:
     """Serve an explorer notebook with Voilà on 127.0.0.1 only, token authentication on."""
     import os
     import secrets
-    import subprocess
+
+    from . import _voila
 
     notebook = _explore_notebook(args.notebook)
     workspace = Path(args.workspace or os.environ.get("CXLAB_WORKSPACE") or "data/cxlab.duckdb").resolve()
@@ -249,24 +242,14 @@ def _cmd_explore(args) -> int:
     token = args.token if args.token is not None else os.environ.get("CXLAB_EXPLORE_TOKEN") or secrets.token_urlsafe(24)
     if not token or not token.strip() or len(token) < 16:
         raise ValueError("--token must be at least 16 characters: the explorer never runs without authentication")
-    port = args.port or _free_port()
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port {args.port}: give a port between 1 and 65535, or none for a free one")
     env = dict(os.environ, CXLAB_WORKSPACE=str(workspace))
     if args.journey:
         env["CXLAB_JOURNEY"] = str(Path(args.journey).resolve())
-    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-           f"--Voila.token={token}", "--VoilaConfiguration.show_tracebacks=False",
-           "--VoilaConfiguration.file_allowlist=[]"]
-    print(f"cxlab explore: serving {notebook.name} on this machine only, workspace {workspace}", flush=True)
-    print(f"  open: http://127.0.0.1:{port}/?token={token}", flush=True)
-    print("  (Ctrl-C stops it; the token is needed to open the page)", flush=True)
-    proc = subprocess.Popen(cmd, env=env, cwd=str(notebook.parent), stdout=None if args.verbose else
-                            subprocess.DEVNULL, stderr=None if args.verbose else subprocess.DEVNULL)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait(timeout=20)
-        return 0
+    return _voila.serve(notebook, port=args.port, token=token, env=env, verbose=args.verbose,
+                        describe=f"cxlab explore: serving {notebook.name} on this machine only, "
+                                 f"workspace {workspace}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -287,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", help="ISO code of feedback text when the file has none")
     p.add_argument("--journey", help="journey map YAML (default: the shipped map)")
     p.add_argument("--workspace", help="DuckDB workspace file (default: $CXLAB_WORKSPACE or data/cxlab.duckdb)")
+    p.add_argument("--wait", metavar="DURATION",
+                   help="while another process has the workspace open, retry for this long "
+                        "(e.g. 10min) instead of failing at once (exit 75 when still held)")
     p.set_defaults(func=_cmd_pull)
 
     p = sub.add_parser("simulate", help="simulate a journey export with planted ground truth")
@@ -323,11 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "explore", help="serve an explorer (pain points, funnel) as a web page with Voila, localhost only",
         description="Serve notebooks/explore/NOTEBOOK.ipynb (pain_points by default, or funnel, or a path) with "
-                    "Voila on 127.0.0.1 with token authentication, and print the URL to open.")
+                    "Voila on 127.0.0.1 with token authentication, and print the URL to open once it "
+                    "answers. SIGTERM, SIGHUP or Ctrl-C stop Voila and its kernels.")
     p.add_argument("notebook", nargs="?", default="pain_points", help="pain_points (default), funnel, or a path")
     p.add_argument("--workspace", help="DuckDB workspace file (default: $CXLAB_WORKSPACE or data/cxlab.duckdb)")
     p.add_argument("--journey", help="journey map YAML (default: the shipped map)")
-    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--port", type=int, default=0,
+                   help="port on 127.0.0.1, refused when in use (default: a free one)")
     p.add_argument("--token", help="access token, 16+ characters (default: $CXLAB_EXPLORE_TOKEN or a random one)")
     p.add_argument("--verbose", action="store_true", help="show Voila's own log")
     p.set_defaults(func=_cmd_explore)
@@ -346,6 +334,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except WorkspaceLockedError as exc:
+        print(f"cxlab {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     except (CxlabError, ValueError, FileNotFoundError) as exc:
         print(f"cxlab {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ class JourneyMapError(CxlabError, ValueError):
 
     def __init__(self, key: str, message: str):
         self.key = key
+        self.reason = message
         super().__init__(f"journey map: {key}: {message}")
 
 
@@ -69,6 +70,26 @@ class SchemaError(ExportError):
 
 class WorkspaceError(CxlabError, RuntimeError):
     """The workspace cannot do what was asked (e.g. pulling into a read-only Spark workspace)."""
+
+
+class WorkspaceLockedError(WorkspaceError):
+    """Another process holds the workspace file, so it cannot be opened as asked.
+
+    A writer (a pull, a notebook with a writable workspace) excludes everyone; readers (an
+    explorer, a notebook opened ``read_only=True``) exclude writers only. ``holders`` lists
+    each holding process (``pid``, ``mode``: ``read-only`` or ``for writing``, ``command``,
+    ``role``) as far as the system tells; ``waited`` is the wait given (``None``: none).
+    """
+
+    def __init__(self, path, message: str, *, holders=(), waited=None):
+        self.path = str(path)
+        self.holders = tuple(holders)
+        self.waited = waited
+        super().__init__(message)
+
+
+class ExplorerError(CxlabError, RuntimeError):
+    """``cxlab explore`` cannot serve: the port is in use, or Voilà did not answer on it."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

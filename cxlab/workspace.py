@@ -18,8 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from . import io as cio
-from .exceptions import ExportError, WorkspaceError
-from .journey import JourneyMap
+from . import _lock
+from .exceptions import ExportError, JourneyMapError, WorkspaceError, WorkspaceLockedError
+from .journey import JourneyMap, parse_duration
 
 DEFAULT_PATH = Path("data") / "cxlab.duckdb"
 MANIFEST = "_cx_loads"
@@ -75,22 +76,14 @@ class Workspace:
 
     engine = "duckdb"
 
-    def __init__(self, path=DEFAULT_PATH, *, read_only: bool = False, memory_limit: str | None = None):
-        import ibis
-
+    def __init__(self, path=DEFAULT_PATH, *, read_only: bool = False, memory_limit: str | None = None,
+                 wait=None):
         self.path = Path(path)
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.exists():
             raise WorkspaceError(f"workspace {self.path} does not exist")
-        try:
-            self.con = ibis.duckdb.connect(database=str(self.path), read_only=read_only)
-        except Exception as exc:
-            if "lock" in str(exc).lower():
-                raise WorkspaceError(f"workspace {self.path} is open for writing in another process "
-                                     f"(a notebook or a running pull?): close it and retry. "
-                                     f"{str(exc).splitlines()[0]}") from None
-            raise
+        self.con = _open_duckdb(self.path, read_only=read_only, wait=wait)
         self._raw = self.con.con
         self._raw.execute("SET TimeZone='UTC'")
         self._raw.execute("SET enable_progress_bar=false")
@@ -425,6 +418,48 @@ class SparkWorkspace:
         return f"SparkWorkspace({str(self.path)!r})"
 
 
+def _open_duckdb(path: Path, *, read_only: bool, wait):
+    """An Ibis DuckDB connection to ``path``; while another process holds the file's lock,
+    retry with backoff (0.05 s doubling up to 2 s) until ``wait`` has passed.
+
+    Raises
+    ------
+    WorkspaceLockedError
+        The lock was still held (at once when ``wait`` is None): who holds it, how, what to do.
+    """
+    import time
+
+    import ibis
+
+    seconds = _wait_seconds(wait)
+    deadline, delay = time.monotonic() + seconds, 0.05
+    while True:
+        try:
+            return ibis.duckdb.connect(database=str(path), read_only=read_only)
+        except Exception as exc:
+            if not _lock.is_lock_error(exc):
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                found = _lock.holders(path, exc, read_only=read_only)
+                text = _lock.message(path, found, read_only=read_only,
+                                     waited=str(wait) if seconds else None)
+                raise WorkspaceLockedError(path, text, holders=found,
+                                           waited=wait if seconds else None) from None
+            time.sleep(min(delay, left))
+            delay = min(2 * delay, 2.0)
+
+
+def _wait_seconds(wait) -> float:
+    """Seconds of ``wait`` (``"10min"``, a Timedelta; None: 0), refusing durations without a unit."""
+    if wait is None:
+        return 0.0
+    try:
+        return parse_duration(wait, key="wait").total_seconds()
+    except JourneyMapError as exc:
+        raise ValueError(f"wait={wait!r}: {exc.reason}") from None
+
+
 def _spark_session():
     from pyspark.sql import SparkSession
 
@@ -434,7 +469,8 @@ def _spark_session():
             .getOrCreate())
 
 
-def connect(target=None, *, path=None, read_only: bool = False, memory_limit: str | None = None):
+def connect(target=None, *, path=None, read_only: bool = False, memory_limit: str | None = None,
+            wait=None):
     """Open a workspace.
 
     Parameters
@@ -444,6 +480,18 @@ def connect(target=None, *, path=None, read_only: bool = False, memory_limit: st
         A path (or ``duckdb://PATH``): that DuckDB file, created when missing.
         A SparkSession: canonical Parquet tables in ``path``.
         ``pyspark://DIR``: a local Spark session over the Parquet tables in DIR.
+    read_only : bool
+        Open the DuckDB file for reading: any number of readers share it, but no process
+        can write while one is open (an explorer, a report notebook are readers).
+    wait : str or Timedelta, optional
+        While another process holds the file (a writer, or readers when writing), retry
+        until this duration (``"10min"``) has passed. ``None``: fail at once.
+
+    Raises
+    ------
+    WorkspaceLockedError
+        The file is held by another process: the message says which (pid, command line,
+        read-only or writing) and what to do.
 
     Examples
     --------
@@ -461,4 +509,4 @@ def connect(target=None, *, path=None, read_only: bool = False, memory_limit: st
         return SparkWorkspace(_spark_session(), text[len("pyspark://"):])
     if text.startswith("duckdb://"):
         text = text[len("duckdb://"):]
-    return Workspace(text, read_only=read_only, memory_limit=memory_limit)
+    return Workspace(text, read_only=read_only, memory_limit=memory_limit, wait=wait)

@@ -1,13 +1,18 @@
 """End to end in a real browser: `cxlab explore` serves the pain-point explorer with Voilà on
-a free localhost port, headless Chromium (Debian's package, driven by Playwright) opens it
-with the token, changes the moment of truth, and the pain-point table follows.
+a free localhost port and prints the URL once Voilà answers there; headless Chromium (Debian's
+package, driven by Playwright) opens it with the token, changes the moment of truth, and the
+pain-point table follows; every request of the page goes to that server; SIGTERM stops Voilà
+and its kernel.
 
 Screenshots go to the test's temporary folder, or to $CXLAB_SCREENSHOTS when set."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -53,35 +58,48 @@ def served(tmp_path_factory):
     proc = subprocess.Popen([sys.executable, "-m", "cxlab.cli", "explore", "--workspace", str(ws_path),
                              "--token", token], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = None
-    deadline = time.time() + 60
-    while time.time() < deadline and url is None:
+    deadline = time.time() + 180
+    while time.time() < deadline and url is None and proc.poll() is None:
         line = proc.stdout.readline()
         m = re.search(r"open: (http://127\.0\.0\.1:\d+/\?token=\S+)", line or "")
         if m:
             url = m.group(1)
     assert url, "cxlab explore printed no URL"
     base = url.split("?")[0]
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(base + "api/status?token=" + token, timeout=2)
-            break
-        except urllib.error.HTTPError:
-            break
-        except OSError:
-            time.sleep(0.5)
-    yield {"url": url, "base": base, "token": token, "ref": ref, "proc": proc}
+    answered_at_once = _answers(base)  # the URL is printed once Voilà answers there, not before
+    yield {"url": url, "base": base, "port": int(re.search(r":(\d+)/", base).group(1)), "token": token,
+           "ref": ref, "proc": proc, "ws_path": ws_path, "answered_at_once": answered_at_once}
     proc.terminate()
     try:
-        proc.wait(timeout=20)
+        proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def _answers(base: str) -> bool:
+    try:
+        urllib.request.urlopen(base + "api/status", timeout=5)
+    except urllib.error.HTTPError:
+        return True  # an HTTP answer: the token was not sent
+    except OSError:
+        return False
+    return True
 
 
 def _shot_dir(tmp_path) -> Path:
     d = Path(os.environ.get("CXLAB_SCREENSHOTS") or tmp_path)
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def test_the_printed_address_is_voilas_and_answers_at_once(served):
+    import psutil
+
+    assert served["answered_at_once"]
+    voila = [p for p in psutil.Process(served["proc"].pid).children(recursive=True)
+             if any(c.status == psutil.CONN_LISTEN and c.laddr.port == served["port"]
+                    for c in p.net_connections(kind="tcp"))]
+    assert len(voila) == 1 and "voila" in voila[0].cmdline()
 
 
 def test_the_page_needs_the_token(served):
@@ -107,9 +125,12 @@ def test_changing_the_moment_changes_the_table_in_the_browser(served, tmp_path):
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 2200})
-            page.goto(served["url"], timeout=120_000)
+            requests = []
+            page.on("request", lambda r: requests.append(r.url))
+            response = page.goto(served["url"], timeout=120_000)
             page.wait_for_selector("table.pp-table", timeout=180_000)
             assert sorted(page.evaluate(cells)) == sorted(ref["touchpoint"])
+            _the_explorer_holds_the_workspace_read_only(served["ws_path"])
             page.screenshot(path=str(shots / "explorer_whole_journey.png"), full_page=True)
             for moment in ("SMOT", "FMOT"):
                 page.get_by_role("button", name=moment, exact=True).click()
@@ -128,7 +149,44 @@ def test_changing_the_moment_changes_the_table_in_the_browser(served, tmp_path):
                                    timeout=30_000)
         finally:
             browser.close()
+    # nothing came from outside this machine (Voilà's lab template asks a CDN for Font Awesome),
+    # and the page tells the browser to refuse anything that would
+    outside = [u for u in requests if not u.startswith((served["base"], "data:", "blob:"))]
+    assert len(requests) > 20 and outside == []
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+
+
+def _the_explorer_holds_the_workspace_read_only(ws_path):
+    from cxlab.exceptions import WorkspaceLockedError
+
+    with pytest.raises(WorkspaceLockedError) as err:
+        cxlab.connect(ws_path)  # a pull would be refused while the explorer's kernel reads it
+    assert f"workspace {ws_path} is open read-only by pid" in str(err.value)
+    assert "an explorer (cxlab explore / Voilà)" in str(err.value)
+    assert "stop the explorer" in str(err.value)
 
 
 def _js_list(items) -> str:
     return "[" + ",".join(f'"{x}"' for x in items) + "]"
+
+
+def test_sigterm_stops_voila_and_its_kernels(served):
+    """Last in this file: it stops the shared server."""
+    import psutil
+
+    urllib.request.urlopen(served["url"], timeout=180).read()  # renders the page: a kernel runs
+    children = psutil.Process(served["proc"].pid).children(recursive=True)
+    assert any("ipykernel_launcher" in " ".join(c.cmdline()) for c in children)
+    served["proc"].send_signal(signal.SIGTERM)
+    try:
+        assert served["proc"].wait(timeout=60) == 0
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert [p.pid for p in alive] == []
+        assert not _answers(served["base"])
+        with socket.socket() as s:      # the port is free again (TIME_WAIT aside, as servers bind)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", served["port"]))
+    finally:
+        for p in children:  # were this to fail, leave nothing running
+            with contextlib.suppress(psutil.Error):
+                p.kill()

@@ -1,6 +1,7 @@
 """The workspace: idempotent and atomic pulls, properties, the manifest, the CLI, Spark."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 import cxlab
 from conftest import snapshot
-from cxlab.exceptions import ExportError, TimestampError, WorkspaceError
+from cxlab.exceptions import ExportError, TimestampError, WorkspaceError, WorkspaceLockedError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -153,20 +154,91 @@ def test_read_only_workspace_refuses_pulls(tmp_path, events_csv):
             r.pull(events_csv)
 
 
-LOCKER = "import sys, time, cxlab; ws = cxlab.connect(sys.argv[1]); print('OPEN', flush=True); time.sleep(30)"
+HOLDER = textwrap.dedent("""
+    import sys, time, cxlab
+    ws = cxlab.connect(sys.argv[1], read_only=sys.argv[2] == "read")
+    print("OPEN", flush=True)
+    time.sleep(float(sys.argv[3]))
+""")
 
 
-def test_workspace_open_elsewhere_gives_a_clear_error(tmp_path):
-    path = tmp_path / "ws.duckdb"
-    proc = subprocess.Popen([sys.executable, "-c", LOCKER, str(path)], stdout=subprocess.PIPE,
-                            text=True, cwd=REPO)
+@contextlib.contextmanager
+def holding(path, how: str, seconds: float = 60):
+    """Another process with ``path`` open (``how``: "read" or "write") for ``seconds``."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), how, str(seconds)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
-        assert proc.stdout.readline().strip() == "OPEN"
-        with pytest.raises(WorkspaceError, match="open for writing in another process"):
-            cxlab.connect(path)
+        assert proc.stdout.readline().strip() == "OPEN", proc.stderr.read()
+        yield proc
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def ws_file(tmp_path, events_csv):
+    path = tmp_path / "ws.duckdb"
+    with cxlab.connect(path) as w:
+        w.pull(events_csv)
+    return path
+
+
+def test_a_reader_holding_the_workspace_is_named_as_a_reader(ws_file):
+    with holding(ws_file, "read") as proc, pytest.raises(WorkspaceLockedError) as err:
+        cxlab.connect(ws_file)
+    text = str(err.value)
+    assert f"is open read-only by pid {proc.pid} (python -c import sys, time, cxlab ws = " in text
+    assert "\n" not in text
+    assert "cannot be opened for writing" in text and "for writing by" not in text
+    assert "--wait 10min" in text and "wait='10min'" in text  # what to do
+    assert [(h.pid, h.mode) for h in err.value.holders] == [(proc.pid, "read-only")]
+    assert isinstance(err.value, WorkspaceError) and err.value.waited is None
+
+
+def test_a_writer_holding_the_workspace_is_named_as_a_writer(ws_file):
+    with holding(ws_file, "write") as proc:
+        for read_only, verb in ((False, "opened for writing"), (True, "read")):
+            with pytest.raises(WorkspaceLockedError) as err:
+                cxlab.connect(ws_file, read_only=read_only)
+            assert f"is open for writing by pid {proc.pid} (python -c " in str(err.value)
+            assert f"so it cannot be {verb}:" in str(err.value)
+            assert [(h.pid, h.mode) for h in err.value.holders] == [(proc.pid, "for writing")]
+        # readers share the file: a second one opens while the first holds it
+    with holding(ws_file, "read"), cxlab.connect(ws_file, read_only=True) as r:
+        assert r.counts()["events"] == 7
+
+
+def test_without_proc_locks_the_holder_comes_from_duckdbs_message(ws_file, monkeypatch):
+    from cxlab import _lock
+
+    monkeypatch.setattr(_lock, "_proc_locks", lambda path: [])  # as on macOS
+    for how, mode in (("read", "read-only"), ("write", "for writing")):
+        with holding(ws_file, how) as proc, pytest.raises(WorkspaceLockedError) as err:
+            cxlab.connect(ws_file)
+        assert f"is open {mode} by pid {proc.pid}" in str(err.value)
+
+
+def test_wait_opens_the_workspace_once_the_holder_exits(ws_file, events_csv):
+    with holding(ws_file, "read", seconds=1.5) as proc:
+        with cxlab.connect(ws_file, wait="2min") as w:  # retried until the reader is gone
+            assert not w.read_only and w.counts()["events"] == 7
+    with holding(ws_file, "read") as proc:                # and without a wait: refused at once
+        with pytest.raises(WorkspaceLockedError, match=f"read-only by pid {proc.pid}"):
+            cxlab.connect(ws_file)
+
+
+def test_wait_gives_up_after_the_given_time_saying_it_waited(ws_file):
+    with holding(ws_file, "write") as proc, pytest.raises(WorkspaceLockedError) as err:
+        cxlab.connect(ws_file, wait="1s")
+    assert f"was still open for writing by pid {proc.pid}" in str(err.value)
+    assert "after waiting 1s" in str(err.value) and "--wait" not in str(err.value)
+    assert err.value.waited == "1s"
+
+
+@pytest.mark.parametrize("wait", ["10", 10, "-5min"])
+def test_a_wait_without_a_unit_is_refused(ws_file, wait):
+    with pytest.raises(ValueError, match=r"^wait=.*(unit|positive)"):
+        cxlab.connect(ws_file, wait=wait)
 
 
 def run_cli(*args, cwd):
@@ -190,6 +262,20 @@ def test_cli_pull_success_and_failure(tmp_path):
     assert "bad.csv, row 1, column 'event_time'" in bad.stderr and "'yesterday'" in bad.stderr
     with cxlab.connect(tmp_path / "w.duckdb") as w:
         assert w.counts()["events"] == 2
+
+
+def test_cli_pull_while_the_workspace_is_held_exits_75_or_waits(ws_file, tmp_path):
+    more = big_csv(tmp_path / "more.csv", 10)
+    with holding(ws_file, "read") as proc:
+        refused = run_cli("pull", str(more), "--workspace", str(ws_file), cwd=tmp_path)
+    assert refused.returncode == 75, refused.stderr
+    assert f"cxlab pull: error: workspace {ws_file} is open read-only by pid {proc.pid}" in refused.stderr
+    with holding(ws_file, "write", seconds=1.5):
+        waited = run_cli("pull", str(more), "--workspace", str(ws_file), "--wait", "2min", cwd=tmp_path)
+    assert waited.returncode == 0, waited.stderr
+    assert "10 events added" in waited.stdout
+    with cxlab.connect(ws_file, read_only=True) as w:
+        assert w.counts()["events"] == 17
 
 
 @pytest.mark.spark

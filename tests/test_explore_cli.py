@@ -1,0 +1,85 @@
+"""``cxlab explore`` without a browser: a busy port is refused, never moved off silently;
+SIGHUP and Ctrl-C stop Voilà.
+
+The served page itself (the printed address, the token, requests, stopping) is tested in a
+real browser in test_explore_browser.py."""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import cxlab
+
+
+@pytest.fixture
+def ws_file(tmp_path, events_csv):
+    path = tmp_path / "ws.duckdb"
+    with cxlab.connect(path) as w:
+        w.pull(events_csv)
+    return path
+
+
+def explore(*args, cwd):
+    """Run `cxlab explore`; whatever it started is killed if it has not exited in 60 s."""
+    proc = subprocess.Popen([sys.executable, "-m", "cxlab.cli", "explore", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"cxlab explore kept running: {out}")
+    return proc.returncode, out, err
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_a_busy_port_is_refused_with_no_address_printed(ws_file, tmp_path, host):
+    with socket.socket() as other:
+        other.bind((host, 0))
+        other.listen()
+        port = other.getsockname()[1]
+        code, out, err = explore("--workspace", str(ws_file), "--port", str(port), "--token", "t" * 20,
+                                 cwd=tmp_path)
+    assert code == 2
+    assert f"port {port} on 127.0.0.1 is in use by another process" in err and "--port" in err
+    assert "open:" not in out and "token" not in out
+
+
+def test_a_port_out_of_range_is_refused(ws_file, tmp_path):
+    code, out, err = explore("--workspace", str(ws_file), "--port", "70000", cwd=tmp_path)
+    assert code == 2 and "--port 70000" in err and "open:" not in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT])
+def test_sighup_and_ctrl_c_stop_voila(ws_file, tmp_path, signum):
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-m", "cxlab.cli", "explore", "--workspace", str(ws_file)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    children = []
+    try:
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        assert "open: http://127.0.0.1:" in lines[1], lines
+        port = int(lines[1].split("127.0.0.1:")[1].split("/")[0])
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert any("voila" in c.cmdline() for c in children)
+        proc.send_signal(signum)
+        assert proc.wait(timeout=60) == 0
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert alive == []
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+    finally:
+        proc.kill()
+        for c in children:  # were this to fail, leave nothing running
+            with contextlib.suppress(psutil.Error):
+                c.kill()
