@@ -233,7 +233,7 @@ class PainPointExplorer:
                                             layout=w.Layout(width="240px"), continuous_update=False,
                                             readout=False)
         self.dates_label = w.HTML()
-        self.refit_button = w.Button(description="Refit drop-off model", icon="refresh",
+        self.refit_button = w.Button(description="Refit drop-off model",
                                      tooltip="Fit the drop-off model on this selection (takes seconds)",
                                      layout=w.Layout(width="240px"))
         self.reset_button = w.Button(description="Reset filters", layout=w.Layout(width="240px"))
