@@ -147,6 +147,7 @@ class FileInfo:
     decimal_comma: bool = False
     columns: list[str] = field(default_factory=list)
     read_path: Path | None = None  # a UTF-8 copy when the source was cp1252/latin-1
+    link: Path | None = None  # a plain-named link DuckDB reads when the name holds glob characters
     base: str = "csv"  # how the bytes are laid out: csv, parquet or jsonl
 
 
@@ -156,6 +157,28 @@ def sha256_file(path) -> str:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+#: characters a path may hold and still be read literally by DuckDB, which expands
+#: ``* ? [ ]`` as globs, ``~`` as the home folder and ``scheme://`` as a remote file
+_PLAIN_PATH = re.compile(r"[\w./ -]+")
+
+
+def _literal_path(path: Path, tmpdir: Path) -> Path | None:
+    """A path DuckDB reads as exactly ``path``: None when the absolute path is plain, else a
+    symbolic link with a plain name in ``tmpdir`` (a copy where links are not allowed)."""
+    target = path.resolve()
+    if _PLAIN_PATH.fullmatch(str(target)):
+        return None
+    link = Path(tempfile.mkdtemp(prefix="src-", dir=tmpdir)) / ("export" + "".join(
+        s for s in target.suffixes[-2:] if _PLAIN_PATH.fullmatch(s)))
+    try:
+        link.symlink_to(target)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(target, link)
+    return link
 
 
 def _looks_binary(sample: bytes) -> bool:
@@ -321,7 +344,8 @@ def sniff(path, *, format: str = "auto", delimiter: str | None = None, tmpdir=No
     base = "parquet" if fmt == "parquet" else "csv" if fmt in ("csv", "survey") else "jsonl"
     if fmt == "ga4":
         base = "parquet" if head.startswith(b"PAR1") else "jsonl"
-    info = FileInfo(path=path, sha256="", size=size, compressed=compressed, format=fmt, base=base)
+    info = FileInfo(path=path, sha256="", size=size, compressed=compressed, format=fmt, base=base,
+                    link=_literal_path(path, Path(tmpdir or tempfile.gettempdir())))
     if base == "parquet":
         if compressed or not head.startswith(b"PAR1"):
             raise UnreadableExportError(path, "not a Parquet file (no PAR1 magic bytes at the start)")
@@ -349,7 +373,7 @@ def sniff(path, *, format: str = "auto", delimiter: str | None = None, tmpdir=No
 # --------------------------------------------------------------------------- reading
 def _reader_sql(info: FileInfo) -> str:
     """A DuckDB table function that reads the file as it is."""
-    src = _lit(info.read_path or info.path)
+    src = _lit(info.read_path or info.link or info.path.resolve())
     if info.base == "csv":
         comp = "gzip" if (info.compressed and info.read_path is None) else "none"
         columns = ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in info.columns)
@@ -359,7 +383,8 @@ def _reader_sql(info: FileInfo) -> str:
     if info.base == "parquet":
         return f"read_parquet({src})"
     # JSON Lines: keep timestamp-looking strings as strings so naive/offset is ours to judge
-    return (f"read_json({src}, format='newline_delimited', "
+    comp = "gzip" if info.compressed else "none"
+    return (f"read_json({src}, format='newline_delimited', compression='{comp}', "
             "timestampformat='%%cxlab-no-auto%%', dateformat='%%cxlab-no-auto%%', "
             "sample_size=-1, maximum_object_size=16777216)")
 
