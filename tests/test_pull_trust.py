@@ -74,3 +74,203 @@ def test_a_missing_file_with_a_glob_name_is_not_found(ws, tmp_path):
     with pytest.raises(cxlab.exceptions.ExportError, match="file not found"):
         ws.pull(tmp_path / "week*.csv")
     assert ws.counts() == {"events": 0, "feedback": 0}
+
+
+# ---------------------------------------------------------------- 2. a corrected export
+CUSTOMERS = [f"c{i:02d}" for i in range(40)]
+
+
+def corrected(path: Path) -> Path:
+    """The same export after the source system moved 20 customers' timestamps by an hour."""
+    text = path.read_text().splitlines(keepends=True)
+    out = [text[0]] + [ln.replace("T10:", "T11:") if i < 20 else ln for i, ln in enumerate(text[1:])]
+    path.write_text("".join(out))
+    return path
+
+
+def test_a_corrected_export_is_refused_naming_the_earlier_load(ws, tmp_path):
+    export = events_file(tmp_path / "export.csv", CUSTOMERS)
+    first = ws.pull(export)
+    before = snapshot(ws)
+    corrected(export)
+    with pytest.raises(cxlab.exceptions.SourceChangedError) as err:
+        ws.pull(export)
+    msg = str(err.value)
+    assert f"load {first.load_id}" in msg and first.sha256[:12] in msg and "40 rows added" in msg
+    assert "replace=True" in msg and "--replace" in msg and "append=True" in msg and "--append" in msg
+    assert [e["load_id"] for e in err.value.earlier] == [first.load_id]
+    assert snapshot(ws) == before  # nothing added, not even a manifest row
+
+
+def test_replace_swaps_the_rows_of_that_source_atomically(ws, tmp_path):
+    export = events_file(tmp_path / "export.csv", CUSTOMERS)
+    other = events_file(tmp_path / "other.csv", ["z1", "z2"], touchpoint="search")
+    first, kept = ws.pull(export), ws.pull(other)
+    corrected(export)
+    r = ws.pull(export, replace=True)
+    assert (r.status, r.rows_read, r.rows_added, r.rows_removed, r.replaced) == ("replaced", 40, 40, 40, (first.load_id,))
+    df = ws.events().execute()
+    assert len(df) == 42 and df.customer_id.nunique() == 42  # no journey doubled
+    moved = df[df.customer_id.isin(CUSTOMERS[:20])].ts.dt.hour.unique().tolist()
+    assert moved == [11]
+    m = ws.loads().set_index("load_id")
+    assert m.loc[first.load_id, "superseded_by"] == r.load_id
+    assert pd_isna(m.loc[kept.load_id, "superseded_by"])
+    assert (m.loc[r.load_id, "status"], m.loc[r.load_id, "rows_removed"], m.loc[r.load_id, "replaces"]) == (
+        "replaced", 40, str(first.load_id))
+    # the replaced version is no longer "already loaded": pulling it back is a change again
+    events_file(export, CUSTOMERS)
+    with pytest.raises(cxlab.exceptions.SourceChangedError, match=f"load {r.load_id}"):
+        ws.pull(export)
+
+
+def pd_isna(x) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(x))
+
+
+def test_a_failed_replace_leaves_the_workspace_as_it_was(ws, tmp_path):
+    export = events_file(tmp_path / "export.csv", CUSTOMERS)
+    ws.pull(export)
+    before = snapshot(ws)
+    export.write_text(export.read_text() + "c99,not a time,home_page,web\n")  # corrected, but broken
+    with pytest.raises(cxlab.exceptions.TimestampError):
+        ws.pull(export, replace=True)
+    assert snapshot(ws) == before
+
+    def boom():
+        raise RuntimeError("killed after the delete and the insert")
+
+    corrected(events_file(export, CUSTOMERS))
+    with pytest.raises(RuntimeError):
+        ws.pull(export, replace=True, _in_transaction=boom)
+    assert snapshot(ws) == before
+
+
+def test_append_adds_new_data_at_the_same_path(ws, tmp_path):
+    export = events_file(tmp_path / "export.csv", CUSTOMERS[:10])
+    first = ws.pull(export)
+    events_file(export, CUSTOMERS[5:15])  # five customers repeated exactly, five new
+    r = ws.pull(export, append=True)
+    assert (r.status, r.rows_added, r.duplicates_skipped, r.rows_removed) == ("loaded", 5, 5, 0)
+    assert any(f"load {first.load_id}" in n for n in r.notes)
+    assert ws.events().count().execute() == 15
+    with pytest.raises(ValueError, match="contradict"):
+        ws.pull(export, append=True, replace=True)
+
+
+def feedback_file(path: Path, scores: dict[str, int]) -> Path:
+    rows = "".join(f"{fid},c{fid},2026-03-01T10:00:00Z,{s},nps,ok\n" for fid, s in scores.items())
+    path.write_text("feedback_id,customer_id,ts,score,scale,text\n" + rows)
+    return path
+
+
+def test_a_corrected_score_survives_replace_and_is_counted_on_append(ws, tmp_path):
+    export = feedback_file(tmp_path / "nps.csv", {"f1": 9, "f2": 3, "f3": 7})
+    ws.pull(export, kind="feedback")
+    feedback_file(export, {"f1": 9, "f2": 8, "f3": 7})  # f2 corrected from 3 to 8
+    r = ws.pull(export, kind="feedback", replace=True)
+    assert (r.rows_removed, r.rows_added, r.duplicates_skipped, r.conflicts_skipped) == (3, 3, 0, 0)
+    scores = dict(ws.feedback().select("feedback_id", "score").execute().itertuples(index=False))
+    assert scores == {"f1": 9, "f2": 8, "f3": 7}
+    # the same keys with other content from another file: kept out, but counted apart and named
+    elsewhere = feedback_file(tmp_path / "nps_copy.csv", {"f1": 9, "f2": 1, "f4": 10})
+    r = ws.pull(elsewhere, kind="feedback")
+    assert (r.rows_added, r.duplicates_skipped, r.conflicts_skipped) == (1, 1, 1)
+    assert any("other content (first: feedback_id 'f2')" in n and "replace=True" in n for n in r.notes)
+    m = ws.loads().iloc[-1]
+    assert (m.conflicts_skipped, m.duplicates_skipped) == (1, 1)
+
+
+def test_the_fingerprint_follows_a_replace_and_not_a_no_op(ws, tmp_path):
+    from cxlab.reports import workspace_fingerprint
+
+    export = events_file(tmp_path / "export.csv", CUSTOMERS)
+    ws.pull(export)
+    fp = workspace_fingerprint(ws)
+    ws.pull(export)  # already loaded
+    ws.pull(tmp_path / "export.csv")
+    assert workspace_fingerprint(ws)["fingerprint"] == fp["fingerprint"]
+    corrected(export)
+    ws.pull(export, replace=True)
+    after = workspace_fingerprint(ws)
+    assert after["fingerprint"] != fp["fingerprint"]
+    assert after["sha256"] == [file_sha(export)]  # the replaced version no longer counts
+
+
+def test_a_file_changed_while_read_is_refused(ws, tmp_path):
+    export = events_file(tmp_path / "export.csv", CUSTOMERS)
+    before = snapshot(ws)
+    with pytest.raises(cxlab.exceptions.FileChangedError, match="while it was being read"):
+        ws.pull(export, _in_transaction=lambda: export.write_text(export.read_text() + "x,y,z,w\n"))
+    assert snapshot(ws) == before
+    # the same size and the modification time put back: still seen (the inode's ctime moved)
+    import os
+
+    events_file(export, CUSTOMERS)
+    st = export.stat()
+
+    def same_size_edit():
+        export.write_text(export.read_text().replace("c00", "c0X"))
+        os.utime(export, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    with pytest.raises(cxlab.exceptions.FileChangedError):
+        ws.pull(export, _in_transaction=same_size_edit)
+    assert snapshot(ws) == before
+
+
+def test_a_file_changed_while_hashed_is_refused(ws, tmp_path, monkeypatch):
+    import cxlab.io as cio
+
+    export = events_file(tmp_path / "export.csv", CUSTOMERS)
+    real = cio.sniff
+
+    def sniff_then_edit(*a, **k):
+        info = real(*a, **k)
+        export.write_text(export.read_text() + "late,2026-03-01T10:00:00Z,home_page,web\n")
+        return info
+
+    monkeypatch.setattr(cio, "sniff", sniff_then_edit)
+    with pytest.raises(cxlab.exceptions.FileChangedError, match="changed size"):
+        ws.pull(export)
+    assert ws.counts()["events"] == 0 and len(ws.loads()) == 0
+
+
+def test_an_older_manifest_gains_the_new_columns(tmp_path):
+    import duckdb
+
+    db = tmp_path / "old.duckdb"
+    ws = cxlab.connect(db)
+    export = events_file(tmp_path / "export.csv", CUSTOMERS)
+    ws.pull(export)
+    ws.close()
+    con = duckdb.connect(str(db))  # as written by cxlab before issue 17
+    for c in ("rows_removed", "conflicts_skipped", "replaces", "superseded_by"):
+        con.execute(f"ALTER TABLE _cx_loads DROP COLUMN {c}")
+    con.close()
+    ws = cxlab.connect(db)
+    corrected(export)
+    with pytest.raises(cxlab.exceptions.SourceChangedError):
+        ws.pull(export)
+    assert ws.pull(export, replace=True).rows_removed == 40
+    assert ws.events().count().execute() == 40
+    ws.close()
+
+
+def test_cli_refuses_a_corrected_export_and_replaces_on_request(tmp_path, capsys):
+    from cxlab.cli import main
+
+    export = events_file(tmp_path / "export.csv", CUSTOMERS)
+    db = str(tmp_path / "cli.duckdb")
+    assert main(["pull", str(export), "--workspace", db]) == 0
+    corrected(export)
+    capsys.readouterr()
+    assert main(["pull", str(export), "--workspace", db]) == 2
+    err = capsys.readouterr().err
+    assert "SourceChanged" not in err and "pulled before with other content" in err and "--replace" in err
+    assert main(["pull", str(export), "--workspace", db, "--replace"]) == 0
+    assert "replaced load 1 (40 rows removed)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:  # argparse: the two are exclusive
+        main(["pull", str(export), "--workspace", db, "--replace", "--append"])
+    assert exit_.value.code == 2
