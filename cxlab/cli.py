@@ -33,7 +33,8 @@ def _cmd_pull(args) -> int:
         result = ws.pull(args.path, kind=args.kind, format=args.format, mapping=_mapping(args.map),
                          tz=args.tz, ts_format=args.ts_format, delimiter=args.delimiter,
                          scale=args.scale, language=args.language, journey=journey,
-                         replace=args.replace, append=args.append, max_line_size=args.max_line_size)
+                         replace=args.replace, append=args.append, max_line_size=args.max_line_size,
+                         memory_limit=args.memory_limit)
         print(result)
         for note in result.notes:
             print(f"  note: {note}")
@@ -295,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the file at a path pulled before is new data: add its rows beside the earlier ones")
     p.add_argument("--max-line-size", type=int, metavar="BYTES",
                    help="longest CSV line accepted (default: DuckDB's, 2,000,000 bytes)")
+    p.add_argument("--memory-limit", metavar="SIZE",
+                   help="DuckDB memory limit of the pull, e.g. 2GB (default 1GB; beyond it DuckDB spills to disk)")
     p.set_defaults(func=_cmd_pull)
 
     p = sub.add_parser("simulate", help="simulate a journey export with planted ground truth")

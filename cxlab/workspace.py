@@ -7,6 +7,7 @@ target) reads canonical tables written as Parquet by :meth:`Workspace.export_par
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -22,6 +23,9 @@ from .exceptions import ExportError, SourceChangedError, WorkspaceError
 from .journey import JourneyMap
 
 DEFAULT_PATH = Path("data") / "cxlab.duckdb"
+#: DuckDB's memory limit during a pull when the workspace was opened without one: beyond it
+#: DuckDB spills to ``<workspace file>.tmp``, so a pull's memory does not grow with the file
+PULL_MEMORY_LIMIT = "1GB"
 MANIFEST = "_cx_loads"
 _MANIFEST_COLUMNS = (
     ("load_id", "BIGINT"), ("source", "VARCHAR"), ("file_name", "VARCHAR"), ("sha256", "VARCHAR"),
@@ -129,6 +133,7 @@ class Workspace:
         self._raw.execute("SET enable_progress_bar=false")
         if memory_limit:
             self._raw.execute(f"SET memory_limit={cio._lit(memory_limit)}")
+        self.memory_limit = memory_limit
         self.read_only = read_only
         if not read_only:
             self._create_tables()
@@ -179,7 +184,8 @@ class Workspace:
              tz: str | None = None, ts_format: str | None = None, delimiter: str | None = None,
              scale: str | None = None, language: str | None = None, session_gap=None,
              journey: JourneyMap | None = None, replace: bool = False, append: bool = False,
-             max_line_size: int | None = None, _in_transaction=None) -> PullResult:
+             max_line_size: int | None = None, memory_limit: str | None = None,
+             _in_transaction=None) -> PullResult:
         """Pull an export into the workspace: idempotent and atomic.
 
         Parameters
@@ -215,6 +221,9 @@ class Workspace:
         max_line_size : int, optional
             Longest CSV line accepted, in bytes (default DuckDB's, 2,000,000); a longer one
             is refused with :class:`~cxlab.exceptions.LineTooLongError`, which says the size.
+        memory_limit : str, optional
+            DuckDB's memory limit for this pull (``"2GB"``); default the workspace's
+            ``memory_limit``, else :data:`PULL_MEMORY_LIMIT`. Beyond it DuckDB spills to disk.
 
         Returns
         -------
@@ -256,27 +265,12 @@ class Workspace:
                                          max_line_size=max_line_size).items()
                    if v is not None}
         try:
-            before = cio.file_state(path) if Path(path).is_file() else None
-            info = cio.sniff(path, format=format, delimiter=delimiter, tmpdir=tmp)
-            cio.check_unchanged(path, before)  # the sha256 is of one version of the file
-            prior = self._raw.execute(
-                f"SELECT load_id FROM {MANIFEST} WHERE sha256 = ? AND kind = ? AND {self._LIVE}",
-                [info.sha256, kind]).fetchall()
-            if prior:
-                return self._record_already_loaded(info, kind, started, options, prior[0][0])
-            earlier = self._source_loads(info.path, kind)
-            if earlier and not (replace or append):
-                raise _source_changed(info, kind, earlier)
-            staged = cio.stage(self._raw, path, kind=kind, format=format, mapping=mapping, tz=tz,
-                               ts_format=ts_format, delimiter=delimiter, scale=scale,
-                               language=language, session_gap=gap, tmpdir=tmp, info=info,
-                               eager=False, max_line_size=max_line_size)
-            if append and earlier:
-                staged.notes.append(f"appended beside the rows of load "
-                                    f"{', '.join(str(e['load_id']) for e in earlier)} of this source")
-            replaces = [e["load_id"] for e in earlier] if replace else []
-            return self._commit(staged, started, options, _in_transaction, replaces=replaces,
-                                unchanged=lambda: cio.check_unchanged(path, before))
+            with self._memory_bound(memory_limit):
+                read = dict(format=format, mapping=mapping, tz=tz, ts_format=ts_format,
+                            delimiter=delimiter, scale=scale, language=language, session_gap=gap,
+                            max_line_size=max_line_size)
+                return self._pull(path, kind, read, tmp=tmp, started=started, options=options,
+                                  replace=replace, append=append, hook=_in_transaction)
         finally:
             for view in ("_cx_stage", "_cx_stage_src"):
                 try:
@@ -284,6 +278,38 @@ class Workspace:
                 except Exception:
                     pass
             shutil.rmtree(tmp, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _memory_bound(self, limit):
+        """Run a pull under DuckDB memory limit ``limit`` (or the default), then restore it."""
+        self._raw.execute(f"SET memory_limit={cio._lit(limit or self.memory_limit or PULL_MEMORY_LIMIT)}")
+        try:
+            yield
+        finally:
+            self._raw.execute(f"SET memory_limit={cio._lit(self.memory_limit)}" if self.memory_limit
+                              else "RESET memory_limit")
+
+    def _pull(self, path, kind, read: dict, *, tmp, started, options, replace, append,
+              hook) -> PullResult:
+        """The body of :meth:`pull`; ``read`` holds the options of :func:`cxlab.io.stage`."""
+        before = cio.file_state(path) if Path(path).is_file() else None
+        info = cio.sniff(path, format=read["format"], delimiter=read["delimiter"], tmpdir=tmp)
+        cio.check_unchanged(path, before)  # the sha256 is of one version of the file
+        prior = self._raw.execute(
+            f"SELECT load_id FROM {MANIFEST} WHERE sha256 = ? AND kind = ? AND {self._LIVE}",
+            [info.sha256, kind]).fetchall()
+        if prior:
+            return self._record_already_loaded(info, kind, started, options, prior[0][0])
+        earlier = self._source_loads(info.path, kind)
+        if earlier and not (replace or append):
+            raise _source_changed(info, kind, earlier)
+        staged = cio.stage(self._raw, path, kind=kind, tmpdir=tmp, info=info, eager=False, **read)
+        if append and earlier:
+            staged.notes.append(f"appended beside the rows of load "
+                                f"{', '.join(str(e['load_id']) for e in earlier)} of this source")
+        replaces = [e["load_id"] for e in earlier] if replace else []
+        return self._commit(staged, started, options, hook, replaces=replaces,
+                            unchanged=lambda: cio.check_unchanged(path, before))
 
     _LIVE = f"status IN {LIVE_STATUSES} AND superseded_by IS NULL"
 

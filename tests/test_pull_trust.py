@@ -274,3 +274,65 @@ def test_cli_refuses_a_corrected_export_and_replaces_on_request(tmp_path, capsys
     with pytest.raises(SystemExit) as exit_:  # argparse: the two are exclusive
         main(["pull", str(export), "--workspace", db, "--replace", "--append"])
     assert exit_.value.code == 2
+
+
+# ---------------------------------------------------------------- 5. large and odd inputs
+def long_line_file(path: Path, size: int) -> Path:
+    path.write_text(HEADER + "a,2026-03-01T10:00:00Z,home_page,web\n"
+                    + f'b,2026-03-01T10:00:00Z,"{"x" * size}",web\n'
+                    + "c,2026-03-01T10:00:00Z,home_page,web\n")
+    return path
+
+
+def test_a_line_over_the_limit_names_the_limit_and_how_to_raise_it(ws, tmp_path):
+    p = long_line_file(tmp_path / "long.csv", 2_100_000)
+    before = snapshot(ws)
+    with pytest.raises(cxlab.exceptions.LineTooLongError) as err:
+        ws.pull(p)
+    msg = str(err.value)
+    assert err.value.row == 2 and "line 3 of the file" in msg and "2,000,000 bytes" in msg
+    assert "max_line_size=" in msg and "--max-line-size" in msg and "no data rows" not in msg
+    assert snapshot(ws) == before
+    needed = int(msg.split("max_line_size=")[1].split()[0])
+    r = ws.pull(p, max_line_size=needed)
+    assert (r.rows_read, r.rows_added) == (3, 3)
+    assert json.loads(ws.loads().iloc[-1].options)["max_line_size"] == needed
+
+
+def test_max_line_size_lowers_the_limit_too_and_the_cli_passes_it(tmp_path, capsys):
+    from cxlab.cli import main
+
+    p = long_line_file(tmp_path / "long.csv", 5_000)
+    db = str(tmp_path / "cli.duckdb")
+    assert main(["pull", str(p), "--workspace", db, "--max-line-size", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert "longer than the 1,000 bytes a CSV line may have" in err and "line 3" in err
+    assert main(["pull", str(p), "--workspace", db]) == 0
+    with pytest.raises(ValueError, match="positive"):
+        read_export(p, max_line_size=0)
+
+
+def test_a_pull_runs_under_a_memory_limit_and_restores_the_setting(ws, tmp_path):
+    from cxlab.workspace import PULL_MEMORY_LIMIT
+
+    def setting():
+        return ws._raw.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+
+    assert PULL_MEMORY_LIMIT == "1GB"
+    outside = setting()
+    seen = []
+    ws.pull(events_file(tmp_path / "a.csv", ["a"]), _in_transaction=lambda: seen.append(setting()))
+    ws.pull(events_file(tmp_path / "b.csv", ["b"]), memory_limit="300MB",
+            _in_transaction=lambda: seen.append(setting()))
+    assert seen == ["953.6 MiB", "286.1 MiB"] and setting() == outside
+    bad = tmp_path / "c.csv"
+    bad.write_text(HEADER + "c,never,x,web\n")
+    with pytest.raises(cxlab.exceptions.TimestampError):  # restored after a refusal too
+        ws.pull(bad)
+    assert setting() == outside
+    # a workspace opened with its own limit pulls under it and keeps it
+    with cxlab.connect(tmp_path / "own.duckdb", memory_limit="500MB") as own:
+        own.pull(tmp_path / "a.csv", _in_transaction=lambda: seen.append(
+            own._raw.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]))
+        assert seen[-1] == "476.8 MiB"
+        assert own._raw.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] == "476.8 MiB"
