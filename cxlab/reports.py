@@ -214,7 +214,9 @@ def workspace_fingerprint(ws) -> dict:
     if loads is not None and len(loads):
         loaded = loads
         if "status" in loads:
-            loaded = loads[loads["status"].astype("str").isin(["loaded", "replaced"])]
+            from .workspace import LIVE_STATUSES
+
+            loaded = loads[loads["status"].astype("str").isin(LIVE_STATUSES)]
         if "superseded_by" in loaded:
             loaded = loaded[loaded["superseded_by"].isna()]
         for row in loaded.to_dict("records"):

@@ -304,6 +304,11 @@ class Workspace:
         if earlier and not (replace or append):
             raise _source_changed(info, kind, earlier)
         staged = cio.stage(self._raw, path, kind=kind, tmpdir=tmp, info=info, eager=False, **read)
+        for old, by in self._raw.execute(
+                f"SELECT load_id, superseded_by FROM {MANIFEST} WHERE sha256 = ? AND kind = ? "
+                "AND superseded_by IS NOT NULL ORDER BY load_id", [info.sha256, kind]).fetchall():
+            staged.notes.append(f"the same content was pulled as load {old}, whose rows load {by} "
+                                "replaced")
         if append and earlier:
             staged.notes.append(f"appended beside the rows of load "
                                 f"{', '.join(str(e['load_id']) for e in earlier)} of this source")

@@ -122,6 +122,9 @@ def test_replace_swaps_the_rows_of_that_source_atomically(ws, tmp_path):
     events_file(export, CUSTOMERS)
     with pytest.raises(cxlab.exceptions.SourceChangedError, match=f"load {r.load_id}"):
         ws.pull(export)
+    back = ws.pull(export, replace=True)
+    assert (back.rows_removed, back.rows_added) == (40, 40)
+    assert f"the same content was pulled as load {first.load_id}, whose rows load {r.load_id} replaced" in back.notes
 
 
 def pd_isna(x) -> bool:
