@@ -11,6 +11,7 @@ import contextlib
 import datetime as _dt
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -546,7 +547,7 @@ class SparkWorkspace:
         for name in ("events", "feedback", "loads"):
             f = self.path / f"{name}.parquet"
             if f.exists():
-                self._tables[name] = self.con.read_parquet(str(f), table_name=f"cx_{name}")
+                self._tables[name] = self.con.read_parquet(_hadoop_literal(f), table_name=f"cx_{name}")
         if "events" not in self._tables:
             raise WorkspaceError(f"no events.parquet in {self.path}: write the canonical tables "
                                  "there first (Workspace.export_parquet)")
@@ -581,6 +582,11 @@ class SparkWorkspace:
 
     def __repr__(self) -> str:
         return f"SparkWorkspace({str(self.path)!r})"
+
+
+def _hadoop_literal(path) -> str:
+    """``path`` with Hadoop's glob characters escaped, so Spark reads exactly that file."""
+    return re.sub(r"([\\\[\]{}*?])", r"\\\1", str(path))
 
 
 def _spark_session():

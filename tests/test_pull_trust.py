@@ -339,3 +339,14 @@ def test_a_pull_runs_under_a_memory_limit_and_restores_the_setting(ws, tmp_path)
             own._raw.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]))
         assert seen[-1] == "476.8 MiB"
         assert own._raw.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] == "476.8 MiB"
+
+
+def test_spark_reads_canonical_tables_in_a_folder_with_glob_characters(spark, ws, tmp_path):
+    ws.pull(events_file(tmp_path / "a.csv", CUSTOMERS))
+    decoy = tmp_path / "canonical 1"
+    folder = tmp_path / "canonical [1]"  # a glob that would match the decoy
+    ws.export_parquet(folder)
+    with cxlab.connect(tmp_path / "decoy.duckdb") as other:
+        other.pull(events_file(tmp_path / "b.csv", ["d"]))
+        other.export_parquet(decoy)
+    assert cxlab.connect(spark, path=folder).events().count().execute() == 40
