@@ -291,13 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", help="DuckDB workspace file (default: $CXLAB_WORKSPACE or data/cxlab.duckdb)")
     same = p.add_mutually_exclusive_group()
     same.add_argument("--replace", action="store_true",
-                      help="the file corrects an earlier pull of the same path: swap that load's rows for its rows")
+                      help="the file corrects an earlier pull of the same path: "
+                           "swap that load's rows for its rows")
     same.add_argument("--append", action="store_true",
-                      help="the file at a path pulled before is new data: add its rows beside the earlier ones")
+                      help="the file at a path pulled before is new data: "
+                           "add its rows beside the earlier ones")
     p.add_argument("--max-line-size", type=int, metavar="BYTES",
                    help="longest CSV line accepted (default: DuckDB's, 2,000,000 bytes)")
     p.add_argument("--memory-limit", metavar="SIZE",
-                   help="DuckDB memory limit of the pull, e.g. 2GB (default 1GB; beyond it DuckDB spills to disk)")
+                   help="DuckDB memory limit of the pull, e.g. 2GB "
+                        "(default 1GB; beyond it DuckDB spills to disk)")
     p.set_defaults(func=_cmd_pull)
 
     p = sub.add_parser("simulate", help="simulate a journey export with planted ground truth")

@@ -449,7 +449,8 @@ class Workspace:
         key = cio.KEYS[kind]
         new = f"_load_id = {load_id}"
         content = [c for c in cio.COLUMNS[kind] if c not in key and c != "session_id"]
-        old = f"SELECT {', '.join(q(c) for c in key + tuple(content))} FROM {kind} WHERE _load_id <> {load_id}"
+        old = (f"SELECT {', '.join(q(c) for c in key + tuple(content))} FROM {kind} "
+               f"WHERE _load_id <> {load_id}")
         if kind == "events":
             lo, hi = self._raw.execute(f"SELECT min(ts), max(ts) FROM {kind} WHERE {new}").fetchall()[0]
             old = f"{old} AND ts BETWEEN '{lo.isoformat()}' AND '{hi.isoformat()}'"
