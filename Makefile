@@ -26,6 +26,7 @@ test: $(VENV)/.test
 
 benchmark: $(VENV)/.test
 	$(BIN)/python benchmarks/pull.py
+	$(BIN)/python benchmarks/pull_memory.py
 	$(BIN)/python benchmarks/funnel.py
 	$(BIN)/python benchmarks/dropoff.py
 	$(BIN)/python benchmarks/sentiment.py

@@ -32,7 +32,9 @@ def _cmd_pull(args) -> int:
     with connect(args.workspace, wait=args.wait) as ws:
         result = ws.pull(args.path, kind=args.kind, format=args.format, mapping=_mapping(args.map),
                          tz=args.tz, ts_format=args.ts_format, delimiter=args.delimiter,
-                         scale=args.scale, language=args.language, journey=journey)
+                         scale=args.scale, language=args.language, journey=journey,
+                         replace=args.replace, append=args.append, max_line_size=args.max_line_size,
+                         memory_limit=args.memory_limit)
         print(result)
         for note in result.notes:
             print(f"  note: {note}")
@@ -273,6 +275,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", metavar="DURATION",
                    help="while another process has the workspace open, retry for this long "
                         "(e.g. 10min) instead of failing at once (exit 75 when still held)")
+    same = p.add_mutually_exclusive_group()
+    same.add_argument("--replace", action="store_true",
+                      help="the file corrects an earlier pull of the same path: "
+                           "swap that load's rows for its rows")
+    same.add_argument("--append", action="store_true",
+                      help="the file at a path pulled before is new data: "
+                           "add its rows beside the earlier ones")
+    p.add_argument("--max-line-size", type=int, metavar="BYTES",
+                   help="longest CSV line accepted (default: DuckDB's, 2,000,000 bytes)")
+    p.add_argument("--memory-limit", metavar="SIZE",
+                   help="DuckDB memory limit of the pull, e.g. 2GB "
+                        "(default 1GB; beyond it DuckDB spills to disk)")
     p.set_defaults(func=_cmd_pull)
 
     p = sub.add_parser("simulate", help="simulate a journey export with planted ground truth")

@@ -68,6 +68,27 @@ class SchemaError(ExportError):
     """The canonical table does not meet its data contract (pandera)."""
 
 
+class SourceChangedError(ExportError):
+    """A source (the same file path, same kind) was pulled before with other content.
+
+    ``earlier`` holds the manifest rows (dicts) of the earlier loads still in the
+    workspace. Pull again with ``replace=True`` to swap their rows for the new file's, or
+    with ``append=True`` when the file is new data to add beside them.
+    """
+
+    def __init__(self, path, message: str, *, earlier=()):
+        self.earlier = list(earlier)
+        super().__init__(path, message)
+
+
+class FileChangedError(ExportError):
+    """The file changed (size, modification time or inode) while the pull was reading it."""
+
+
+class LineTooLongError(ExportError):
+    """A CSV line is longer than the reader's maximum line size (``max_line_size=``)."""
+
+
 class WorkspaceError(CxlabError, RuntimeError):
     """The workspace cannot do what was asked (e.g. pulling into a read-only Spark workspace)."""
 

@@ -42,6 +42,8 @@ import pandas as pd
 from .exceptions import (
     EmptyExportError,
     ExportError,
+    FileChangedError,
+    LineTooLongError,
     MissingColumnError,
     NullValueError,
     SchemaError,
@@ -147,6 +149,8 @@ class FileInfo:
     decimal_comma: bool = False
     columns: list[str] = field(default_factory=list)
     read_path: Path | None = None  # a UTF-8 copy when the source was cp1252/latin-1
+    link: Path | None = None  # a plain-named link DuckDB reads when the name holds glob characters
+    max_line_size: int | None = None  # longest CSV line accepted (DuckDB's default when None)
     base: str = "csv"  # how the bytes are laid out: csv, parquet or jsonl
 
 
@@ -156,6 +160,53 @@ def sha256_file(path) -> str:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def file_state(path) -> tuple[int, int, int, int]:
+    """What changes when a file is written: (size, mtime_ns, ctime_ns, inode).
+
+    The ctime cannot be set back by the writer, so an edit that keeps the size and
+    restores the modification time is still seen; a file replaced by a rename has a new inode.
+    """
+    st = Path(path).resolve().stat()
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
+def check_unchanged(path, before: tuple[int, int, int, int]) -> None:
+    """Raise :class:`FileChangedError` if ``path`` is no longer as :func:`file_state` saw it."""
+    try:
+        now = file_state(path)
+    except OSError:
+        now = None
+    if now != before:
+        what = "was removed" if now is None else (
+            f"changed size ({before[0]:,} -> {now[0]:,} bytes)" if now[0] != before[0]
+            else "was modified")
+        raise FileChangedError(path, f"the file {what} while it was being read, so its sha256 and "
+                                     "rows may not match; nothing was added: pull it again once the "
+                                     "export is complete")
+
+
+#: characters a path may hold and still be read literally by DuckDB, which expands
+#: ``* ? [ ]`` as globs, ``~`` as the home folder and ``scheme://`` as a remote file
+_PLAIN_PATH = re.compile(r"[\w./ -]+")
+
+
+def _literal_path(path: Path, tmpdir: Path) -> Path | None:
+    """A path DuckDB reads as exactly ``path``: None when the absolute path is plain, else a
+    symbolic link with a plain name in ``tmpdir`` (a copy where links are not allowed)."""
+    target = path.resolve()
+    if _PLAIN_PATH.fullmatch(str(target)):
+        return None
+    link = Path(tempfile.mkdtemp(prefix="src-", dir=tmpdir)) / ("export" + "".join(
+        s for s in target.suffixes[-2:] if _PLAIN_PATH.fullmatch(s)))
+    try:
+        link.symlink_to(target)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(target, link)
+    return link
 
 
 def _looks_binary(sample: bytes) -> bool:
@@ -321,7 +372,8 @@ def sniff(path, *, format: str = "auto", delimiter: str | None = None, tmpdir=No
     base = "parquet" if fmt == "parquet" else "csv" if fmt in ("csv", "survey") else "jsonl"
     if fmt == "ga4":
         base = "parquet" if head.startswith(b"PAR1") else "jsonl"
-    info = FileInfo(path=path, sha256="", size=size, compressed=compressed, format=fmt, base=base)
+    info = FileInfo(path=path, sha256="", size=size, compressed=compressed, format=fmt, base=base,
+                    link=_literal_path(path, Path(tmpdir or tempfile.gettempdir())))
     if base == "parquet":
         if compressed or not head.startswith(b"PAR1"):
             raise UnreadableExportError(path, "not a Parquet file (no PAR1 magic bytes at the start)")
@@ -349,17 +401,19 @@ def sniff(path, *, format: str = "auto", delimiter: str | None = None, tmpdir=No
 # --------------------------------------------------------------------------- reading
 def _reader_sql(info: FileInfo) -> str:
     """A DuckDB table function that reads the file as it is."""
-    src = _lit(info.read_path or info.path)
+    src = _lit(info.read_path or info.link or info.path.resolve())
     if info.base == "csv":
         comp = "gzip" if (info.compressed and info.read_path is None) else "none"
         columns = ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in info.columns)
         return (f"read_csv({src}, delim={_lit(info.delimiter)}, header=true, quote='\"', "
                 f"escape='\"', columns={{{columns}}}, compression='{comp}', "
-                "null_padding=false, strict_mode=true, auto_detect=false)")
+                "null_padding=false, strict_mode=true, auto_detect=false"
+                + (f", max_line_size={int(info.max_line_size)}" if info.max_line_size else "") + ")")
     if info.base == "parquet":
         return f"read_parquet({src})"
     # JSON Lines: keep timestamp-looking strings as strings so naive/offset is ours to judge
-    return (f"read_json({src}, format='newline_delimited', "
+    comp = "gzip" if info.compressed else "none"
+    return (f"read_json({src}, format='newline_delimited', compression='{comp}', "
             "timestampformat='%%cxlab-no-auto%%', dateformat='%%cxlab-no-auto%%', "
             "sample_size=-1, maximum_object_size=16777216)")
 
@@ -369,6 +423,15 @@ def _wrap_duckdb_error(info: FileInfo, exc: Exception) -> ExportError:
     first = msg[0]
     line = re.search(r"[Ll]ine:? (\d+)", str(exc))
     row = int(line.group(1)) - 1 if line else None
+    long = re.search(r"Maximum line size of (\d+) bytes exceeded\. Actual Size: ?(\d+)", str(exc))
+    if long:
+        limit, size = int(long.group(1)), int(long.group(2))
+        at = f"line {row + 1}" if row is not None else "a line"
+        return LineTooLongError(
+            info.path, f"{at} of the file is {size:,} bytes, longer than the {limit:,} bytes a CSV "
+            "line may have (DuckDB's max_line_size); an unclosed quote makes such lines, so check "
+            f"that row first; if the field is really that long, pass max_line_size={size + 1024} "
+            f"(CLI --max-line-size {size + 1024})", row=row)
     if "gzip" in str(exc).lower() or "GZIP" in str(exc):
         return UnreadableExportError(info.path, f"the gzip stream is truncated or corrupt ({first})")
     if info.format in ("parquet",) or "parquet" in str(exc).lower() or "magic bytes" in str(exc):
@@ -551,7 +614,8 @@ def stage(con, path, *, kind: str = "events", format: str = "auto", mapping: dic
           tz: str | None = None, ts_format: str | None = None, delimiter: str | None = None,
           scale: str | None = None, language: str | None = None,
           session_gap=_DEFAULT_GAP, tmpdir=None, view: str = "_cx_stage",
-          info: FileInfo | None = None, keep_order: bool = False, eager: bool = True) -> Staged:
+          info: FileInfo | None = None, keep_order: bool = False, eager: bool = True,
+          max_line_size: int | None = None) -> Staged:
     """Read an export into a temporary DuckDB view of canonical columns and check it.
 
     Raises a typed :class:`~cxlab.exceptions.ExportError` naming the file, row and
@@ -562,6 +626,9 @@ def stage(con, path, *, kind: str = "events", format: str = "auto", mapping: dic
     error), so a pull reads the file once; on such an error the caller rolls back and
     calls :meth:`Staged.diagnose` for the typed, located error. Checks that need the
     whole file (mixed time zones) still run before.
+
+    ``max_line_size`` raises the longest CSV line accepted (bytes; DuckDB's default is
+    2,000,000); a longer line is a :class:`~cxlab.exceptions.LineTooLongError`.
     """
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is not one of {KINDS}" + did_you_mean(kind, KINDS))
@@ -574,6 +641,10 @@ def stage(con, path, *, kind: str = "events", format: str = "auto", mapping: dic
         raise ValueError("format='survey' reads feedback; use kind='feedback'")
     if info is None:
         info = sniff(path, format=format, delimiter=delimiter, tmpdir=tmpdir)
+    if max_line_size is not None:
+        if int(max_line_size) < 1:
+            raise ValueError(f"max_line_size={max_line_size!r} must be a positive number of bytes")
+        info.max_line_size = int(max_line_size)
     cols = source_columns(con, info)
     if info.format in ("parquet", "jsonl") and not info.columns:
         info.columns = list(cols)
@@ -983,4 +1054,5 @@ def _infer_scale(con, info: FileInfo, reader: str, score_sql: str) -> tuple[str,
 
 
 __all__ = ["read_export", "stage", "sniff", "contract", "validate_contract", "COLUMNS", "KEYS",
-           "SCALES", "EVENTS_COLUMNS", "FEEDBACK_COLUMNS", "check_tz", "sha256_file"]
+           "SCALES", "EVENTS_COLUMNS", "FEEDBACK_COLUMNS", "check_tz", "sha256_file", "file_state",
+           "check_unchanged"]

@@ -197,20 +197,28 @@ def _clean(value):
 
 
 def workspace_fingerprint(ws) -> dict:
-    """What identifies a workspace's content: the sha256 of every file pulled into it.
+    """What identifies a workspace's content: the sha256 of every file whose rows it holds.
 
     Returns
     -------
     dict
         ``path`` (the workspace file or folder), ``engine``, ``loads`` (one entry per
-        successful pull: ``kind``, ``file``, ``sha256``, ``rows_added``), ``sha256`` (the
-        manifest's sha256 list, in pull order) and ``fingerprint`` (sha256 of that list:
-        two workspaces built from the same files in the same order share it).
+        pull whose rows are in the workspace, status ``loaded`` or ``replaced`` and not
+        superseded by a later replacement: ``kind``, ``file``, ``sha256``, ``rows_added``),
+        ``sha256`` (their sha256 list, in pull order) and ``fingerprint`` (sha256 of that
+        list: two workspaces built from the same files in the same order share it; a
+        replaced export changes it, a pull that adds nothing does not).
     """
     loads = ws.loads()
     entries = []
     if loads is not None and len(loads):
-        loaded = loads[loads["status"].astype("str") == "loaded"] if "status" in loads else loads
+        loaded = loads
+        if "status" in loads:
+            from .workspace import LIVE_STATUSES
+
+            loaded = loads[loads["status"].astype("str").isin(LIVE_STATUSES)]
+        if "superseded_by" in loaded:
+            loaded = loaded[loaded["superseded_by"].isna()]
         for row in loaded.to_dict("records"):
             added = row.get("rows_added")
             entries.append({"kind": str(row.get("kind")), "file": str(row.get("file_name")),

@@ -7,9 +7,11 @@ target) reads canonical tables written as Parquet by :meth:`Workspace.export_par
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -17,12 +19,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import io as cio
 from . import _lock
-from .exceptions import ExportError, JourneyMapError, WorkspaceError, WorkspaceLockedError
+from . import io as cio
+from .exceptions import (ExportError, JourneyMapError, SourceChangedError, WorkspaceError,
+                         WorkspaceLockedError)
 from .journey import JourneyMap, parse_duration
 
 DEFAULT_PATH = Path("data") / "cxlab.duckdb"
+#: DuckDB's memory limit during a pull when the workspace was opened without one: beyond it
+#: DuckDB spills to ``<workspace file>.tmp``, so a pull's memory does not grow with the file
+PULL_MEMORY_LIMIT = "1GB"
 MANIFEST = "_cx_loads"
 _MANIFEST_COLUMNS = (
     ("load_id", "BIGINT"), ("source", "VARCHAR"), ("file_name", "VARCHAR"), ("sha256", "VARCHAR"),
@@ -30,18 +36,27 @@ _MANIFEST_COLUMNS = (
     ("rows_read", "BIGINT"), ("rows_added", "BIGINT"), ("duplicates_skipped", "BIGINT"),
     ("status", "VARCHAR"), ("started_at", "TIMESTAMPTZ"), ("finished_at", "TIMESTAMPTZ"),
     ("options", "VARCHAR"), ("notes", "VARCHAR"), ("cxlab_version", "VARCHAR"),
+    # added with source identity (issue 17); older manifests get them on open
+    ("rows_removed", "BIGINT"), ("conflicts_skipped", "BIGINT"), ("replaces", "VARCHAR"),
+    ("superseded_by", "BIGINT"),
 )
+#: manifest statuses of a load whose rows are in the tables (unless ``superseded_by`` is set)
+LIVE_STATUSES = ("loaded", "replaced")
 
 
 @dataclass(frozen=True)
 class PullResult:
     """What a pull did.
 
-    ``status`` is ``loaded`` (rows were read and checked; new ones added) or
-    ``already_loaded`` (a file with the same sha256 was pulled before: nothing read).
-    ``rows_read`` counts the file's data rows, ``rows_added`` those written,
-    ``duplicates_skipped`` those whose key was already in the workspace or earlier in the
-    file (events: customer_id, ts, touchpoint, channel; feedback: feedback_id).
+    ``status`` is ``loaded`` (rows were read and checked; new ones added), ``replaced``
+    (the same, after removing the rows of the earlier loads of this source, listed in
+    ``replaced``: ``rows_removed`` of them) or ``already_loaded`` (a file with the same
+    sha256 was pulled before: nothing read). ``rows_read`` counts the file's data rows,
+    ``rows_added`` those written, ``duplicates_skipped`` those whose key was already in the
+    workspace with the same content, or earlier in the file (events: customer_id, ts,
+    touchpoint, channel; feedback: feedback_id), and ``conflicts_skipped`` those whose key
+    was already in the workspace with other content (the earlier row is kept; a corrected
+    export is pulled with ``replace=True``).
     """
 
     source: str
@@ -54,12 +69,21 @@ class PullResult:
     duplicates_skipped: int
     load_id: int | None
     notes: tuple[str, ...] = field(default=())
+    rows_removed: int = 0
+    conflicts_skipped: int = 0
+    replaced: tuple[int, ...] = field(default=())
 
     def __str__(self) -> str:
         if self.status == "already_loaded":
             return f"{self.source}: already loaded (sha256 {self.sha256[:12]}), nothing added"
-        return (f"{self.source}: {self.rows_read} rows read as {self.format}, {self.rows_added} "
+        text = (f"{self.source}: {self.rows_read} rows read as {self.format}, {self.rows_added} "
                 f"{self.kind} added, {self.duplicates_skipped} duplicates skipped")
+        if self.conflicts_skipped:
+            text += f", {self.conflicts_skipped} skipped whose key is already there with other content"
+        if self.replaced:
+            loads = ", ".join(map(str, self.replaced))
+            text += f"; replaced load {loads} ({self.rows_removed} rows removed)"
+        return text
 
 
 def _now() -> _dt.datetime:
@@ -69,6 +93,21 @@ def _now() -> _dt.datetime:
 def _version() -> str:
     from . import __version__
     return __version__
+
+
+def _source_changed(info, kind: str, earlier: list[dict]) -> SourceChangedError:
+    """The refusal of other content at a source pulled before, naming its loads and the choices."""
+    last = earlier[-1]
+    when = pd.Timestamp(last["started_at"]).tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC")
+    loads = "load " + ", ".join(str(e["load_id"]) for e in earlier)
+    more = f" (the latest of {loads})" if len(earlier) > 1 else ""
+    return SourceChangedError(
+        info.path, f"this {kind} source was pulled before with other content: load "
+        f"{last['load_id']} on {when}, sha256 {str(last['sha256'])[:12]}, {last['rows_added']} rows "
+        f"added{more}; this file has sha256 {info.sha256[:12]}. Nothing was added. If it corrects "
+        f"that export, pull it with replace=True (CLI --replace) to swap the rows of {loads} for "
+        "this file's in one transaction; if it is new data, pull it with append=True (--append) "
+        "to add its rows beside them.", earlier=earlier)
 
 
 class Workspace:
@@ -89,6 +128,7 @@ class Workspace:
         self._raw.execute("SET enable_progress_bar=false")
         if memory_limit:
             self._raw.execute(f"SET memory_limit={cio._lit(memory_limit)}")
+        self.memory_limit = memory_limit
         self.read_only = read_only
         if not read_only:
             self._create_tables()
@@ -100,6 +140,10 @@ class Workspace:
             self._raw.execute(f"CREATE TABLE IF NOT EXISTS {kind} ({spec}, _load_id BIGINT)")
         spec = ", ".join(f"{c} {t}" for c, t in _MANIFEST_COLUMNS)
         self._raw.execute(f"CREATE TABLE IF NOT EXISTS {MANIFEST} ({spec})")
+        have = self._columns(MANIFEST)
+        for c, t in _MANIFEST_COLUMNS:  # a manifest written by an earlier cxlab
+            if c not in have:
+                self._raw.execute(f"ALTER TABLE {MANIFEST} ADD COLUMN {c} {t}")
 
     def _columns(self, table: str) -> dict[str, str]:
         rows = self._raw.execute(f"DESCRIBE {table}").fetchall()
@@ -134,7 +178,9 @@ class Workspace:
     def pull(self, path, *, kind: str = "events", format: str = "auto", mapping: dict | None = None,
              tz: str | None = None, ts_format: str | None = None, delimiter: str | None = None,
              scale: str | None = None, language: str | None = None, session_gap=None,
-             journey: JourneyMap | None = None, _in_transaction=None) -> PullResult:
+             journey: JourneyMap | None = None, replace: bool = False, append: bool = False,
+             max_line_size: int | None = None, memory_limit: str | None = None,
+             _in_transaction=None) -> PullResult:
         """Pull an export into the workspace: idempotent and atomic.
 
         Parameters
@@ -160,41 +206,66 @@ class Workspace:
         session_gap : duration, optional
             Inactivity that starts a new session when the file has no session id
             (default: the journey map's, 30min).
+        replace : bool, default False
+            The file corrects an earlier pull of the same source (same resolved path, same
+            kind): remove the rows of that source's earlier loads and add this file's, in one
+            transaction.
+        append : bool, default False
+            The file at a source pulled before holds new data: add its rows beside the
+            earlier ones (keys already in the workspace are skipped as usual).
+        max_line_size : int, optional
+            Longest CSV line accepted, in bytes (default DuckDB's, 2,000,000); a longer one
+            is refused with :class:`~cxlab.exceptions.LineTooLongError`, which says the size.
+        memory_limit : str, optional
+            DuckDB's memory limit for this pull (``"2GB"``); default the workspace's
+            ``memory_limit``, else :data:`PULL_MEMORY_LIMIT`. Beyond it DuckDB spills to disk.
 
         Returns
         -------
         PullResult
-            Status ``loaded`` or ``already_loaded``, rows read and added, duplicates skipped.
+            Status ``loaded``, ``replaced`` or ``already_loaded``, rows read, added and
+            removed, duplicates and conflicting keys skipped.
 
         Raises
         ------
+        cxlab.exceptions.SourceChangedError
+            The source was pulled before with other content and neither ``replace`` nor
+            ``append`` says what the new content is.
+        cxlab.exceptions.FileChangedError
+            The file changed while it was being read.
         cxlab.exceptions.ExportError
             (and its subclasses) naming the file, row and column; the workspace is unchanged.
+
+        Notes
+        -----
+        A *source* is the file's resolved absolute path (symbolic links followed) and the
+        kind pulled; content is known by its sha256. The same content under any name is
+        ``already_loaded``; other content at a path pulled before is refused unless
+        ``replace`` or ``append`` is given.
         """
         if self.read_only:
             raise WorkspaceError(f"workspace {self.path} is open read-only")
         if kind not in cio.KINDS:
             raise ValueError(f"kind={kind!r} is not one of {cio.KINDS}")
+        if replace and append:
+            raise ValueError("replace=True and append=True contradict each other: a corrected "
+                             "export replaces, new data appends; pass one")
         journey = JourneyMap.coerce(journey)
         gap = session_gap or journey.session_gap
         started = _now()
         tmp = Path(tempfile.mkdtemp(prefix="cxlab-pull-"))
         options = {k: v for k, v in dict(mapping=mapping, tz=tz, ts_format=ts_format,
                                          delimiter=delimiter, scale=scale, language=language,
-                                         session_gap=str(session_gap) if session_gap else None).items()
+                                         session_gap=str(session_gap) if session_gap else None,
+                                         max_line_size=max_line_size).items()
                    if v is not None}
         try:
-            info = cio.sniff(path, format=format, delimiter=delimiter, tmpdir=tmp)
-            prior = self._raw.execute(
-                f"SELECT load_id FROM {MANIFEST} WHERE sha256 = ? AND kind = ? AND status = 'loaded'",
-                [info.sha256, kind]).fetchall()
-            if prior:
-                return self._record_already_loaded(info, kind, started, options, prior[0][0])
-            staged = cio.stage(self._raw, path, kind=kind, format=format, mapping=mapping, tz=tz,
-                               ts_format=ts_format, delimiter=delimiter, scale=scale,
-                               language=language, session_gap=gap, tmpdir=tmp, info=info,
-                               eager=False)
-            return self._commit(staged, started, options, _in_transaction)
+            with self._memory_bound(memory_limit):
+                read = dict(format=format, mapping=mapping, tz=tz, ts_format=ts_format,
+                            delimiter=delimiter, scale=scale, language=language, session_gap=gap,
+                            max_line_size=max_line_size)
+                return self._pull(path, kind, read, tmp=tmp, started=started, options=options,
+                                  replace=replace, append=append, hook=_in_transaction)
         finally:
             for view in ("_cx_stage", "_cx_stage_src"):
                 try:
@@ -203,17 +274,66 @@ class Workspace:
                     pass
             shutil.rmtree(tmp, ignore_errors=True)
 
+    @contextlib.contextmanager
+    def _memory_bound(self, limit):
+        """Run a pull under DuckDB memory limit ``limit`` (or the default), then restore it."""
+        self._raw.execute(f"SET memory_limit={cio._lit(limit or self.memory_limit or PULL_MEMORY_LIMIT)}")
+        try:
+            yield
+        finally:
+            self._raw.execute(f"SET memory_limit={cio._lit(self.memory_limit)}" if self.memory_limit
+                              else "RESET memory_limit")
+
+    def _pull(self, path, kind, read: dict, *, tmp, started, options, replace, append,
+              hook) -> PullResult:
+        """The body of :meth:`pull`; ``read`` holds the options of :func:`cxlab.io.stage`."""
+        before = cio.file_state(path) if Path(path).is_file() else None
+        info = cio.sniff(path, format=read["format"], delimiter=read["delimiter"], tmpdir=tmp)
+        cio.check_unchanged(path, before)  # the sha256 is of one version of the file
+        prior = self._raw.execute(
+            f"SELECT load_id FROM {MANIFEST} WHERE sha256 = ? AND kind = ? AND {self._LIVE}",
+            [info.sha256, kind]).fetchall()
+        if prior:
+            return self._record_already_loaded(info, kind, started, options, prior[0][0])
+        earlier = self._source_loads(info.path, kind)
+        if earlier and not (replace or append):
+            raise _source_changed(info, kind, earlier)
+        staged = cio.stage(self._raw, path, kind=kind, tmpdir=tmp, info=info, eager=False, **read)
+        for old, by in self._raw.execute(
+                f"SELECT load_id, superseded_by FROM {MANIFEST} WHERE sha256 = ? AND kind = ? "
+                "AND superseded_by IS NOT NULL ORDER BY load_id", [info.sha256, kind]).fetchall():
+            staged.notes.append(f"the same content was pulled as load {old}, whose rows load {by} "
+                                "replaced")
+        if append and earlier:
+            staged.notes.append(f"appended beside the rows of load "
+                                f"{', '.join(str(e['load_id']) for e in earlier)} of this source")
+        replaces = [e["load_id"] for e in earlier] if replace else []
+        return self._commit(staged, started, options, hook, replaces=replaces,
+                            unchanged=lambda: cio.check_unchanged(path, before))
+
+    _LIVE = f"status IN {LIVE_STATUSES} AND superseded_by IS NULL"
+
+    def _source_loads(self, path, kind) -> list[dict]:
+        """The loads of a source (resolved path and kind) whose rows are in the workspace."""
+        cur = self._raw.execute(
+            f"SELECT load_id, started_at, sha256, rows_added FROM {MANIFEST} WHERE source = ? "
+            f"AND kind = ? AND {self._LIVE} ORDER BY load_id", [str(Path(path).resolve()), kind])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
     def _next_load_id(self) -> int:
         return int(self._raw.execute(f"SELECT coalesce(max(load_id), 0) + 1 FROM {MANIFEST}").fetchall()[0][0])
 
     def _manifest_row(self, info, kind, fmt, status, rows_read, rows_added, started, options,
-                      notes, load_id):
+                      notes, load_id, *, conflicts=0, removed=0, replaces=()):
         values = [load_id, str(Path(info.path).resolve()), Path(info.path).name, info.sha256, kind,
                   fmt, info.encoding, info.delimiter, rows_read, rows_added,
-                  rows_read - rows_added, status, started, _now(),
-                  json.dumps(options, sort_keys=True, default=str), "\n".join(notes), _version()]
+                  rows_read - rows_added - conflicts, status, started, _now(),
+                  json.dumps(options, sort_keys=True, default=str), "\n".join(notes), _version(),
+                  removed, conflicts, ",".join(map(str, replaces)) or None, None]
+        names = ", ".join(c for c, _ in _MANIFEST_COLUMNS)
         marks = ", ".join("?" for _ in values)
-        self._raw.execute(f"INSERT INTO {MANIFEST} VALUES ({marks})", values)
+        self._raw.execute(f"INSERT INTO {MANIFEST} ({names}) VALUES ({marks})", values)
 
     def _record_already_loaded(self, info, kind, started, options, prior_id) -> PullResult:
         load_id = self._next_load_id()
@@ -224,13 +344,16 @@ class Workspace:
                           status="already_loaded", rows_read=0, rows_added=0, duplicates_skipped=0,
                           load_id=load_id, notes=(note,))
 
-    def _commit(self, staged: cio.Staged, started, options, hook) -> PullResult:
+    def _commit(self, staged: cio.Staged, started, options, hook, *, replaces=(),
+                unchanged=None) -> PullResult:
         """Insert the staged rows in one transaction: read once, then tidy the new rows.
 
         The staged view raises on a bad row; the transaction is then rolled back and the
         file diagnosed for a typed error naming row and column. After the insert, only
         the new rows (``_load_id``) are touched: session gaps filled, repeated keys within
         the file and keys already in the workspace removed, the data contract checked.
+        ``replaces`` lists the loads whose rows go first (a corrected export); ``unchanged``
+        raises if the file changed while it was read, before the commit.
         """
         kind, raw, path = staged.kind, self._raw, staged.info.path
         q = cio._q
@@ -245,6 +368,7 @@ class Workspace:
                     existing[prop] = typ
             load_id = self._next_load_id()
             new = f"_load_id = {load_id}"  # the rows of this load
+            removed = self._remove_loads(kind, replaces, load_id)
             cols = staged.columns
             select = ", ".join(
                 q(c) if c in cio.COLUMNS[kind] or existing[c] == staged.properties[c]
@@ -276,30 +400,67 @@ class Workspace:
                 raw.execute(f"DELETE FROM {kind} WHERE {new} AND rowid IN (SELECT rid FROM "
                             f"(SELECT rowid AS rid, row_number() OVER (PARTITION BY {keys} ORDER BY rowid) "
                             f"AS rn FROM {kind} WHERE {new}) WHERE rn > 1)").fetchall()
-            if had_rows:  # keys already in the workspace
-                old = f"SELECT {keys} FROM {kind} WHERE _load_id <> {load_id}"
-                if kind == "events":
-                    lo, hi = raw.execute(f"SELECT min(ts), max(ts) FROM {kind} WHERE {new}").fetchall()[0]
-                    old = f"{old} AND ts BETWEEN '{lo.isoformat()}' AND '{hi.isoformat()}'"
-                join = " AND ".join(f"{kind}.{q(k)} = o.{q(k)}" for k in key)
-                raw.execute(f"DELETE FROM {kind} USING ({old}) o WHERE {kind}.{new} AND {join}").fetchall()
+            conflicts = self._skip_known_keys(staged, load_id) if had_rows else 0
             added = int(raw.execute(f"SELECT count(*) FROM {kind} WHERE {new}").fetchall()[0][0])
             if added:  # the data contract, checked on what this load wrote, in the engine
                 table = self.con.table(kind)
                 cio.validate_contract(table.filter(table._load_id == load_id), kind, path=path)
-            self._manifest_row(staged.info, kind, staged.info.format, "loaded", rows, added,
-                               started, options, staged.notes, load_id)
+            status = "replaced" if replaces else "loaded"
+            self._manifest_row(staged.info, kind, staged.info.format, status, rows, added,
+                               started, options, staged.notes, load_id, conflicts=conflicts,
+                               removed=removed, replaces=replaces)
             if hook is not None:
                 hook()
+            if unchanged is not None:
+                unchanged()
             raw.execute("COMMIT")
         except BaseException:
             if open_tx:
                 raw.execute("ROLLBACK")
             raise
         return PullResult(source=str(path), kind=kind, format=staged.info.format,
-                          sha256=staged.info.sha256, status="loaded", rows_read=rows,
-                          rows_added=added, duplicates_skipped=rows - added,
-                          load_id=load_id, notes=tuple(staged.notes))
+                          sha256=staged.info.sha256, status=status, rows_read=rows,
+                          rows_added=added, duplicates_skipped=rows - added - conflicts,
+                          load_id=load_id, notes=tuple(staged.notes), rows_removed=removed,
+                          conflicts_skipped=conflicts, replaced=tuple(replaces))
+
+    def _remove_loads(self, kind: str, load_ids, by: int) -> int:
+        """Delete the rows of ``load_ids`` and mark them superseded by load ``by`` (in the
+        caller's transaction); returns the number of rows removed."""
+        if not load_ids:
+            return 0
+        ids = ", ".join(str(int(i)) for i in load_ids)
+        removed = int(self._raw.execute(f"SELECT count(*) FROM {kind} WHERE _load_id IN ({ids})")
+                      .fetchall()[0][0])
+        self._raw.execute(f"DELETE FROM {kind} WHERE _load_id IN ({ids})").fetchall()
+        self._raw.execute(f"UPDATE {MANIFEST} SET superseded_by = {int(by)} WHERE load_id IN ({ids})")
+        return removed
+
+    def _skip_known_keys(self, staged: cio.Staged, load_id: int) -> int:
+        """Remove this load's rows whose key is already in the workspace; return how many of
+        them had other content there (a conflict, noted; the earlier row is kept)."""
+        kind, q = staged.kind, cio._q
+        key = cio.KEYS[kind]
+        new = f"_load_id = {load_id}"
+        content = [c for c in cio.COLUMNS[kind] if c not in key and c != "session_id"]
+        old = (f"SELECT {', '.join(q(c) for c in key + tuple(content))} FROM {kind} "
+               f"WHERE _load_id <> {load_id}")
+        if kind == "events":
+            lo, hi = self._raw.execute(f"SELECT min(ts), max(ts) FROM {kind} WHERE {new}").fetchall()[0]
+            old = f"{old} AND ts BETWEEN '{lo.isoformat()}' AND '{hi.isoformat()}'"
+        join = " AND ".join(f"{kind}.{q(k)} = o.{q(k)}" for k in key)
+        differs = " OR ".join(f"{kind}.{q(c)} IS DISTINCT FROM o.{q(c)}" for c in content)
+        n, first = self._raw.execute(
+            f"SELECT count(DISTINCT {kind}.rowid), min({kind}.{q(key[0])}) FROM {kind} JOIN ({old}) o "
+            f"ON {join} WHERE {kind}.{new} AND ({differs})").fetchall()[0]
+        if n:
+            which = f" (first: {key[0]} {first!r})" if len(key) == 1 else ""
+            staged.notes.append(
+                f"{n} rows have a key ({', '.join(key)}) already in the workspace with other "
+                f"content{which}: the earlier rows are kept; if this export corrects them, pull "
+                "it with replace=True (--replace)")
+        self._raw.execute(f"DELETE FROM {kind} USING ({old}) o WHERE {kind}.{new} AND {join}").fetchall()
+        return int(n)
 
     def _diagnose_casts(self, staged: cio.Staged, existing: dict[str, str]) -> None:
         """A property whose values do not fit the type the workspace already has for it."""
@@ -381,7 +542,7 @@ class SparkWorkspace:
         for name in ("events", "feedback", "loads"):
             f = self.path / f"{name}.parquet"
             if f.exists():
-                self._tables[name] = self.con.read_parquet(str(f), table_name=f"cx_{name}")
+                self._tables[name] = self.con.read_parquet(_hadoop_literal(f), table_name=f"cx_{name}")
         if "events" not in self._tables:
             raise WorkspaceError(f"no events.parquet in {self.path}: write the canonical tables "
                                  "there first (Workspace.export_parquet)")
@@ -458,6 +619,11 @@ def _wait_seconds(wait) -> float:
         return parse_duration(wait, key="wait").total_seconds()
     except JourneyMapError as exc:
         raise ValueError(f"wait={wait!r}: {exc.reason}") from None
+
+
+def _hadoop_literal(path) -> str:
+    """``path`` with Hadoop's glob characters escaped, so Spark reads exactly that file."""
+    return re.sub(r"([\\\[\]{}*?])", r"\\\1", str(path))
 
 
 def _spark_session():
