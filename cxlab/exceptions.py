@@ -67,6 +67,16 @@ class SchemaError(ExportError):
     """The canonical table does not meet its data contract (pandera)."""
 
 
+class ModelFileError(CxlabError, ValueError):
+    """A saved model file cannot be loaded (empty, truncated, not a cxlab model, an array
+    missing or of the wrong shape or type, another format version). Carries ``path``."""
+
+    def __init__(self, path, message: str):
+        self.path = str(path)
+        self.reason = message
+        super().__init__(f"{self.path}: {message}")
+
+
 class WorkspaceError(CxlabError, RuntimeError):
     """The workspace cannot do what was asked (e.g. pulling into a read-only Spark workspace)."""
 
