@@ -39,17 +39,29 @@ class _NoAliasLoader(yaml.SafeLoader):
 
     A journey map is small and written out in full; an alias is how a few lines of YAML
     expand into billions of values (the "billion laughs"), so one is refused where it is
-    met, before anything is built from it. Anchors alone (``&name``) are harmless.
+    met, before anything is built from it. Anchors alone (``&name``) are harmless. Values
+    nested deeper than ``max_depth`` (a map needs 4 levels) are refused too, before the
+    composer's recursion runs out of stack.
     """
 
+    max_depth = 16
+
     def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
             raise yaml.composer.ComposerError(
                 None, None, f"found the alias *{event.anchor}: a journey map is written out in "
                 "full, without YAML aliases (they can expand a small file into billions of values)",
                 event.start_mark)
-        return super().compose_node(parent, index)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > self.max_depth:
+                raise yaml.composer.ComposerError(
+                    None, None, f"values nest deeper than {self.max_depth} levels; a journey map "
+                    "needs 4", event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def load_yaml(text: str, *, source: str):
@@ -58,6 +70,8 @@ def load_yaml(text: str, *, source: str):
         return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise JourneyMapError(source, f"not valid YAML: {exc}") from None
+    except RecursionError:        # nesting the parser itself could not follow
+        raise JourneyMapError(source, "not valid YAML: values nest too deeply") from None
 
 
 def _require_str(value, *, key: str, what: str = "a name") -> str:
@@ -202,8 +216,12 @@ class JourneyMap:
         """Load and validate a map from a YAML file (YAML aliases are refused, see
         :func:`load_yaml`)."""
         path = Path(path)
-        return cls.from_dict(load_yaml(path.read_text(encoding="utf-8"), source=str(path)),
-                             source=str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise JourneyMapError(str(path), f"not UTF-8 text (byte {exc.start}: "
+                                             f"{exc.object[exc.start:exc.start + 1]!r})") from None
+        return cls.from_dict(load_yaml(text, source=str(path)), source=str(path))
 
     @classmethod
     def from_dict(cls, data, *, source: str = "journey map") -> "JourneyMap":

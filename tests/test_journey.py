@@ -174,3 +174,23 @@ def test_a_huge_value_in_an_error_message_is_shown_truncated():
     with pytest.raises(JourneyMapError) as err:
         JourneyMap.from_dict(_map(session_gap=nested))
     assert err.value.key == "session_gap" and len(str(err.value)) < 300
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: " + "[" * 5000 + "]" * 5000 + "\n", "nest deeper than 16 levels"),   # old: RecursionError
+    ("name: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n", "nest deeper than 16 levels"),
+])
+def test_deeply_nested_yaml_is_refused_with_the_file(tmp_path, text, message):
+    p = tmp_path / "deep.yml"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(JourneyMapError) as err:
+        JourneyMap.from_yaml(p)
+    assert err.value.key == str(p) and message in str(err.value)
+
+
+def test_a_map_that_is_not_utf8_text_names_the_file(tmp_path):
+    p = tmp_path / "journey.yml"
+    p.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(JourneyMapError) as err:
+        JourneyMap.from_yaml(p)
+    assert err.value.key == str(p) and "not UTF-8 text (byte 9" in str(err.value)
