@@ -123,8 +123,9 @@ def notes(con, tz: str, counts: dict, *, column: str) -> list[str]:
         if not n or first is None:
             continue
         stamp = f"TIMESTAMP '{first.isoformat(sep=' ')}'"
+        zone_sql = "'" + tz.replace("'", "''") + "'"
         used = timedelta(microseconds=int(con.execute(
-            f"SELECT epoch_us({stamp}) - epoch_us(timezone('{tz}', {stamp}))").fetchall()[0][0]))
+            f"SELECT epoch_us({stamp}) - epoch_us(timezone({zone_sql}, {stamp}))").fetchall()[0][0]))
         _, _, _, before, after = next(w for w in windows(tz) if w[0] == kind and w[1] <= first < w[2])
         name = next((d.tzname() for d in (first.replace(tzinfo=zone, fold=f) for f in (0, 1))
                      if d.utcoffset() == used), None)
