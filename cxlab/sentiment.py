@@ -756,7 +756,8 @@ def _model_settings(path: Path, data: dict) -> SentimentModel:
     """The settings in the file's JSON header, after checking its format and version."""
     meta = data.get("meta")
     try:
-        meta = json.loads(str(meta)) if meta is not None and meta.ndim == 0 and meta.dtype.kind == "U" else None
+        is_text = meta is not None and meta.ndim == 0 and meta.dtype.kind == "U"
+        meta = json.loads(str(meta)) if is_text else None
     except json.JSONDecodeError:
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
@@ -795,10 +796,11 @@ def _model_array(path: Path, data: dict, name: str, kind: str, shape: tuple) -> 
         raise ModelFileError(path, f"array {name!r} is missing")
     a = data[name]
     what = {"U": "strings", "f": "floats"}[kind]
-    expected = "(" + ", ".join("n" if n is None else str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
-    if a.dtype.kind != kind or a.ndim != len(shape) or any(n is not None and n != m for n, m in zip(shape, a.shape)):
-        raise ModelFileError(path, f"array {name!r} is {a.dtype} of shape {a.shape}; expected {what} of shape "
-                                   f"{expected}")
+    expected = str(tuple("n" if n is None else n for n in shape)).replace("'", "")
+    fits = a.ndim == len(shape) and all(n is None or n == m for n, m in zip(shape, a.shape))
+    if a.dtype.kind != kind or not fits:
+        raise ModelFileError(path, f"array {name!r} is {a.dtype} of shape {a.shape}; expected {what} "
+                                   f"of shape {expected}")
     if kind == "f" and not np.isfinite(a).all():
         raise ModelFileError(path, f"array {name!r} holds NaN or infinite values")
     return a
@@ -822,7 +824,8 @@ def _model_state(path: Path, data: dict, settings: SentimentModel) -> dict:
     if "vocab_char" in data or "idf_char" in data:
         vocab["char"], idf["char"] = _model_vocab(path, data, "char")
         if settings.char_ngrams is None and len(vocab["char"]):
-            raise ModelFileError(path, "the file holds character n-grams but its settings say char_ngrams=None")
+            raise ModelFileError(path, "the file holds character n-grams but its settings say "
+                                       "char_ngrams=None")
     n_features = sum(len(v) for v in vocab.values())
     state = {"classes": classes, "vocab": vocab, "idf": idf, "char_scale": 1.0}
     if "char_scale" in data:
