@@ -819,9 +819,11 @@ def kaplan_meier(events, *, by=None, bins: int | None = None, journey: JourneyMa
     DataFrame
         ``group``, ``time`` (in ``unit``), ``n_risk``, ``n_events``, ``survival`` (share not
         yet dropped off), ``ci_low``, ``ci_high`` (pointwise, log-log); each group starts with
-        a row at time 0, survival 1. ``attrs["logrank"]``: ``statistic``, ``df``, ``p_value``
-        (statsmodels ``survdiff``; ``None`` with one group). ``attrs["unit"]``.
+        a row at time 0, survival 1. ``attrs["logrank"]``: ``statistic`` (statsmodels
+        ``survdiff``), ``df``, ``p_value`` (``scipy.stats.chi2.sf(statistic, df)``, so a p-value
+        below 1e-16 is reported, not rounded to 0); ``None`` with one group. ``attrs["unit"]``.
     """
+    from scipy.stats import chi2
     from statsmodels.duration.survfunc import survdiff
 
     if isinstance(events, pd.DataFrame) and {"duration", "dropped"} <= set(events.columns):
@@ -863,9 +865,11 @@ def kaplan_meier(events, *, by=None, bins: int | None = None, journey: JourneyMa
     out["group"] = out["group"].astype("str")
     lr = None
     if grp.nunique() > 1:
-        stat, p = survdiff(st["duration"].to_numpy(float), st["dropped"].to_numpy(float),
+        # survdiff's own p-value is 1 - chi2.cdf, exactly 0 below ~1e-16: the survival function
+        stat, _ = survdiff(st["duration"].to_numpy(float), st["dropped"].to_numpy(float),
                            grp.to_numpy(dtype=object))
-        lr = {"statistic": float(stat), "df": int(grp.nunique() - 1), "p_value": float(p)}
+        df = int(grp.nunique() - 1)
+        lr = {"statistic": float(stat), "df": df, "p_value": float(chi2.sf(stat, df))}
     out.attrs["logrank"] = lr
     out.attrs["unit"] = st.attrs.get("unit", str(_unit(unit)))
     out.attrs["by"] = by

@@ -89,6 +89,16 @@ class LineTooLongError(ExportError):
     """A CSV line is longer than the reader's maximum line size (``max_line_size=``)."""
 
 
+class ModelFileError(CxlabError, ValueError):
+    """A saved model file cannot be loaded (empty, truncated, not a cxlab model, an array
+    missing or of the wrong shape or type, another format version). Carries ``path``."""
+
+    def __init__(self, path, message: str):
+        self.path = str(path)
+        self.reason = message
+        super().__init__(f"{self.path}: {message}")
+
+
 class WorkspaceError(CxlabError, RuntimeError):
     """The workspace cannot do what was asked (e.g. pulling into a read-only Spark workspace)."""
 

@@ -21,6 +21,9 @@ Timestamps: values with an offset (``Z``, ``+02:00``) are converted to UTC; naiv
 need ``tz=`` (an IANA zone such as ``Europe/Rome``) and are read as wall-clock time there.
 A file that mixes naive and offset values is refused. Formats other than ISO 8601 need an
 explicit ``ts_format=`` (strptime codes, e.g. ``"%d/%m/%Y %H:%M"``); nothing is guessed.
+Naive times that a clock change in ``tz`` skipped (read with the offset before the change)
+or repeated (read as the later occurrence) are counted and noted with the rule applied
+(:mod:`cxlab._clockchanges`).
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
+from . import _clockchanges
 from .exceptions import (
     EmptyExportError,
     ExportError,
@@ -469,6 +473,7 @@ class Staged:
     stats: dict = field(default_factory=dict)  # results of the check scan (eager mode)
     raws: dict[str, str] = field(default_factory=dict)  # column -> SQL of its raw text
     ts_format: str | None = None
+    local_ts: bool = False  # the source view has ``_local_ts``, the naive local time tz= converts
     session_gap: pd.Timedelta = pd.Timedelta(_DEFAULT_GAP)
     has_session: bool = False  # the export carries session ids (maybe with gaps)
 
@@ -483,23 +488,26 @@ class Staged:
         _check(con, self)
 
 
-def _ts_expr(src: str, src_type: str, tz: str | None, ts_format: str | None) -> tuple[str, str | None]:
-    """SQL for the UTC timestamp and the SQL of the raw text (for messages)."""
+def _ts_expr(src: str, src_type: str, tz: str | None,
+             ts_format: str | None) -> tuple[str, str | None, str | None]:
+    """SQL for the UTC timestamp, the SQL of the raw text (for messages) and the SQL of the
+    naive local time that ``tz`` converts (None when there is none), whose skipped and
+    repeated wall times are counted (:mod:`cxlab._clockchanges`)."""
     c = _q(src)
     t = src_type.upper()
     if t.startswith("TIMESTAMP WITH TIME ZONE") or t == "TIMESTAMPTZ":
-        return f"CAST({c} AS TIMESTAMPTZ)", None
+        return f"CAST({c} AS TIMESTAMPTZ)", None, None
     if t.startswith("TIMESTAMP") or t == "DATE":
         if tz is None:
-            return "CAST(NULL AS TIMESTAMPTZ)", None  # refused by _check: naive without tz=
-        return f"timezone({_lit(tz)}, CAST({c} AS TIMESTAMP))", None
+            return "CAST(NULL AS TIMESTAMPTZ)", None, None  # refused by _check: naive without tz=
+        return f"timezone({_lit(tz)}, CAST({c} AS TIMESTAMP))", None, f"CAST({c} AS TIMESTAMP)"
     if t != "VARCHAR":
-        return "CAST(NULL AS TIMESTAMPTZ)", f"CAST({c} AS VARCHAR)"
+        return "CAST(NULL AS TIMESTAMPTZ)", f"CAST({c} AS VARCHAR)", None
     raw = f"NULLIF(trim({c}), '')"
     if ts_format:
         aware = f"try_strptime({raw}, {_lit(ts_format)})"
         if "%z" in ts_format or "%Z" in ts_format:
-            return f"CAST({aware} AS TIMESTAMPTZ)", raw
+            return f"CAST({aware} AS TIMESTAMPTZ)", raw, None
         naive = f"CAST({aware} AS TIMESTAMP)"
     else:
         naive = f"try_cast({raw} AS TIMESTAMP)"
@@ -507,7 +515,9 @@ def _ts_expr(src: str, src_type: str, tz: str | None, ts_format: str | None) -> 
     expr = (f"CASE WHEN {raw} IS NULL THEN NULL "
             f"WHEN regexp_matches({raw}, {_lit(_OFFSET_RE)}) THEN try_cast({raw} AS TIMESTAMPTZ) "
             f"ELSE {local} END")
-    return expr, raw
+    # the naive reading of every row: used only when no row carries an offset (a file
+    # mixing the two is refused), so it needs no test of the offset
+    return expr, raw, (naive if tz else None)
 
 
 def _num_expr(src: str, src_type: str, decimal_comma: bool) -> tuple[str, str | None]:
@@ -658,6 +668,7 @@ def stage(con, path, *, kind: str = "events", format: str = "auto", mapping: dic
             raise ExportError(info.path, f"the header has one column {only[:80]!r}: the delimiter is "
                                          f"{other!r}, not {info.delimiter!r}; pass delimiter={other!r}")
     notes: list[str] = []
+    local_ts = None
     select: dict[str, str] = {}
     raws: dict[str, str] = {}
     taken: set[str] = set(COLUMNS[kind])
@@ -677,7 +688,7 @@ def stage(con, path, *, kind: str = "events", format: str = "auto", mapping: dic
             if src is None:
                 continue
             if name == "ts":
-                select[name], raws[name] = _ts_expr(src, cols[src], tz, ts_format)
+                select[name], raws[name], local_ts = _ts_expr(src, cols[src], tz, ts_format)
             elif ctype == "DOUBLE":
                 select[name], raws[name] = _num_expr(src, cols[src], info.decimal_comma)
             else:
@@ -717,7 +728,8 @@ def stage(con, path, *, kind: str = "events", format: str = "auto", mapping: dic
     order = list(COLUMNS[kind])
     body = ",\n  ".join([f"{select[c]} AS {_q(c)}" for c in order]
                         + [f"{expr} AS {_q(p)}" for p, expr in props.items()]
-                        + [f"{expr} AS {_q('_raw_' + c)}" for c, expr in raws.items() if expr])
+                        + [f"{expr} AS {_q('_raw_' + c)}" for c, expr in raws.items() if expr]
+                        + ([f"{local_ts} AS {_q('_local_ts')}"] if local_ts else []))
     con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(view + '_src')} AS SELECT\n  {body}\nFROM {reader}")
     prop_types = {}
     if props:
@@ -726,14 +738,15 @@ def stage(con, path, *, kind: str = "events", format: str = "auto", mapping: dic
         prop_types = {r[0]: r[1] for r in described}
     staged = Staged(view=view, kind=kind, info=info, rows=0, properties=prop_types,
                     mapping=resolved, tz=tz, scale=scale, notes=notes, raws=raws,
-                    ts_format=ts_format, session_gap=pd.Timedelta(session_gap),
+                    ts_format=ts_format, local_ts=local_ts is not None,
+                    session_gap=pd.Timedelta(session_gap),
                     has_session="session_id" in resolved or info.format == "ga4")
     if eager:
         _check(con, staged)
         derive = kind == "events" and staged.stats["session_null"] > 0
         _finish_view(con, staged, derive=derive, keep_order=keep_order)
     else:
-        if raws.get("ts") and tz is not None:
+        if (raws.get("ts") and tz is not None) or staged.local_ts:
             _check_ts_forms(con, staged)
         # sessions are derived in the view when the export has none; gaps in a session
         # column are filled after the insert (Workspace), only when there are any
@@ -743,13 +756,35 @@ def stage(con, path, *, kind: str = "events", format: str = "auto", mapping: dic
 
 
 def _check_ts_forms(con, staged: Staged) -> None:
-    """Refuse a file mixing timestamps with and without an offset (one scan of ts)."""
+    """Refuse a file mixing timestamps with and without an offset, and count the local times
+    a clock change skipped or repeated (one scan of ts)."""
     raw = _q("_raw_ts")
-    aware, total = con.execute(
-        f"SELECT count(*) FILTER (WHERE regexp_matches({raw}, {_lit(_OFFSET_RE)})), count({raw}) "
-        f"FROM {_q(staged.view + '_src')}").fetchall()[0]
-    if 0 < aware < total:
+    aggs = _dst_checks(staged)
+    if staged.raws.get("ts"):
+        aggs.update(ts_aware=f"count(*) FILTER (WHERE regexp_matches({raw}, {_lit(_OFFSET_RE)}))",
+                    ts_total=f"count({raw})")
+    if not aggs:
+        return
+    r = dict(zip(aggs, con.execute(f"SELECT {', '.join(aggs.values())} "
+                                   f"FROM {_q(staged.view + '_src')}").fetchall()[0]))
+    if 0 < r.get("ts_aware", 0) < r.get("ts_total", 0):
         _check(con, staged)
+    _note_dst(con, staged, r)
+
+
+def _dst_checks(staged: Staged) -> dict[str, str]:
+    """Aggregates counting naive local times that do not exist or occur twice in ``tz``."""
+    return _clockchanges.count_sql(staged.tz, _q("_local_ts")) if staged.local_ts else {}
+
+
+def _note_dst(con, staged: Staged, r: dict) -> None:
+    """Add to the notes how many local times a clock change skipped or repeated and the
+    rule applied (nothing when the file's timestamps carry offsets)."""
+    if not staged.local_ts or r.get("ts_aware"):
+        return
+    for note in _clockchanges.notes(con, staged.tz, r, column=_source_col(staged, "ts")):
+        if note not in staged.notes:
+            staged.notes.append(note)
 
 
 def _guards(staged: Staged) -> dict[str, str]:
@@ -824,6 +859,7 @@ def _check(con, staged: Staged) -> None:
                               f"{_lit(_OFFSET_RE)}))")
     else:
         checks["ts_null"] = "count(*) FILTER (WHERE ts IS NULL)"
+    checks.update(_dst_checks(staged))
     for num in ("value", "score"):
         if num in raws and raws[num]:
             checks[f"{num}_bad"] = (f"count(*) FILTER (WHERE {_q('_raw_' + num)} IS NOT NULL "
@@ -904,6 +940,7 @@ def _check(con, staged: Staged) -> None:
                                 f"{row}{where(row)}", row=row, column=_source_col(staged, "value"))
     if kind == "feedback":
         _check_scores(con, staged, r, where)
+    _note_dst(con, staged, r)
 
 
 def _check_scores(con, staged: Staged, r: dict, where) -> None:

@@ -8,6 +8,7 @@ inactivity gap that splits sessions.
 from __future__ import annotations
 
 import re
+import reprlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -23,6 +24,62 @@ _KEYS = ("name", "moments", "funnel", "conversion", "conversion_window", "sessio
 ROLES = ("care_contact", "care_reply", "care_resolution", "upgrade")
 _MOMENT_KEYS = ("id", "label", "phase", "touchpoints")
 _DURATION = re.compile(r"^\s*-?\d+(\.\d+)?\s*[A-Za-z]+\s*$")
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxdict, _SHOW.maxstring, _SHOW.maxother = 2, 4, 4, 60, 60
+
+
+def _show(value) -> str:
+    """A bounded repr of a value from the map, for error messages (a map given as a dict
+    may nest millions of values; the message shows the start)."""
+    return _SHOW.repr(value)
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses aliases (``*name``).
+
+    A journey map is small and written out in full; an alias is how a few lines of YAML
+    expand into billions of values (the "billion laughs"), so one is refused where it is
+    met, before anything is built from it. Anchors alone (``&name``) are harmless. Values
+    nested deeper than ``max_depth`` (a map needs 4 levels) are refused too, before the
+    composer's recursion runs out of stack.
+    """
+
+    max_depth = 16
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, f"found the alias *{event.anchor}: a journey map is written out in "
+                "full, without YAML aliases (they can expand a small file into billions of values)",
+                event.start_mark)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > self.max_depth:
+                raise yaml.composer.ComposerError(
+                    None, None, f"values nest deeper than {self.max_depth} levels; a journey map "
+                    "needs 4", event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def load_yaml(text: str, *, source: str):
+    """Parse journey-map YAML with :class:`_NoAliasLoader`; JourneyMapError naming ``source``."""
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise JourneyMapError(source, f"not valid YAML: {exc}") from None
+    except RecursionError:        # nesting the parser itself could not follow
+        raise JourneyMapError(source, "not valid YAML: values nest too deeply") from None
+
+
+def _require_str(value, *, key: str, what: str = "a name") -> str:
+    """``value`` if it is a non-empty string, else JourneyMapError naming ``key`` and the type."""
+    if not isinstance(value, str) or not value:
+        got = "an empty string" if value == "" else f"{type(value).__name__} {_show(value)}"
+        raise JourneyMapError(key, f"must be {what} (a string); got {got}")
+    return value
 
 
 def parse_duration(value, *, key: str) -> pd.Timedelta:
@@ -38,14 +95,24 @@ def parse_duration(value, *, key: str) -> pd.Timedelta:
         try:
             td = pd.Timedelta(value.strip())
         except ValueError as exc:
-            raise JourneyMapError(key, f"{value!r} is not a duration ({exc}); "
+            raise JourneyMapError(key, f"{_show(value)} is not a duration ({exc}); "
                                        "write e.g. '30min', '12h' or '7D'") from None
     else:
-        raise JourneyMapError(key, f"{value!r} is not a duration with a unit; "
+        raise JourneyMapError(key, f"{_show(value)} is not a duration with a unit; "
                                    "write e.g. '30min', '12h' or '7D'")
     if td <= pd.Timedelta(0):
-        raise JourneyMapError(key, f"{value!r} must be a positive duration")
+        raise JourneyMapError(key, f"{_show(value)} must be a positive duration")
     return td
+
+
+def _require_names(value, *, key: str, what: str) -> list[str]:
+    """``value`` if it is a non-empty list of non-empty strings, else JourneyMapError naming
+    ``key`` (and the first item that is not a string, as ``key[i]``)."""
+    if not isinstance(value, list) or not value:
+        raise JourneyMapError(key, f"must be {what}, not {_show(value)}")
+    for i, item in enumerate(value):
+        _require_str(item, key=f"{key}[{i}]", what="a touchpoint")
+    return value
 
 
 def _format_duration(td: pd.Timedelta) -> str:
@@ -132,7 +199,8 @@ class JourneyMap:
     def default(cls) -> "JourneyMap":
         """The shipped map: ZMOT, FMOT, SMOT, UMOT for a retail journey."""
         text = resources.files("cxlab").joinpath("journey.yml").read_text(encoding="utf-8")
-        return cls.from_dict(yaml.safe_load(text), source="cxlab default journey.yml")
+        source = "cxlab default journey.yml"
+        return cls.from_dict(load_yaml(text, source=source), source=source)
 
     @classmethod
     def coerce(cls, journey=None) -> "JourneyMap":
@@ -145,13 +213,15 @@ class JourneyMap:
 
     @classmethod
     def from_yaml(cls, path) -> "JourneyMap":
-        """Load and validate a map from a YAML file."""
+        """Load and validate a map from a YAML file (YAML aliases are refused, see
+        :func:`load_yaml`)."""
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise JourneyMapError(str(path), f"not valid YAML: {exc}") from None
-        return cls.from_dict(data, source=str(path))
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise JourneyMapError(str(path), f"not UTF-8 text (byte {exc.start}: "
+                                             f"{exc.object[exc.start:exc.start + 1]!r})") from None
+        return cls.from_dict(load_yaml(text, source=str(path)), source=str(path))
 
     @classmethod
     def from_dict(cls, data, *, source: str = "journey map") -> "JourneyMap":
@@ -179,19 +249,21 @@ class JourneyMap:
         if not isinstance(funnel, list) or len(funnel) < 2:
             raise JourneyMapError("funnel", "must be a list of at least two touchpoints")
         for i, step in enumerate(funnel):
+            _require_str(step, key=f"funnel[{i}]", what="a touchpoint")
             if step not in owner:
                 raise JourneyMapError(f"funnel[{i}]", f"step {step!r} is not a touchpoint of "
                                       "any moment" + did_you_mean(str(step), owner))
         if len(set(funnel)) != len(funnel):
             raise JourneyMapError("funnel", "lists a step twice")
-        conversion = data["conversion"]
+        conversion = _require_str(data["conversion"], key="conversion", what="a touchpoint")
         if conversion not in owner:
             raise JourneyMapError("conversion", f"{conversion!r} is not a touchpoint of any "
                                   "moment" + did_you_mean(str(conversion), owner))
         window = parse_duration(data.get("conversion_window", "7D"), key="conversion_window")
         gap = parse_duration(data.get("session_gap", "30min"), key="session_gap")
         roles = cls._parse_roles(data.get("roles"), owner)
-        return cls(name=str(data.get("name", source)), moments=moments, funnel=tuple(funnel),
+        name = _require_str(data["name"], key="name") if "name" in data else source
+        return cls(name=name, moments=moments, funnel=tuple(funnel),
                    conversion=conversion, conversion_window=window, session_gap=gap,
                    role_map=roles)
 
@@ -203,13 +275,12 @@ class JourneyMap:
             raise JourneyMapError("roles", f"must be a mapping role -> touchpoints, roles: {ROLES}")
         out = []
         for role, tps in raw.items():
-            if role not in ROLES:
+            if not isinstance(role, str) or role not in ROLES:
                 raise JourneyMapError(f"roles.{role}", f"unknown role; roles: {ROLES}"
                                       + did_you_mean(str(role), ROLES))
             if isinstance(tps, str):
                 tps = [tps]
-            if not isinstance(tps, list) or not tps or not all(isinstance(t, str) and t for t in tps):
-                raise JourneyMapError(f"roles.{role}", "must be a touchpoint or a non-empty list of them")
+            tps = _require_names(tps, key=f"roles.{role}", what="a touchpoint or a non-empty list of them")
             for tp in tps:
                 if tp not in owner:
                     raise JourneyMapError(f"roles.{role}", f"{tp!r} is not a touchpoint of any "
@@ -229,21 +300,20 @@ class JourneyMap:
             for k in m:
                 if k not in _MOMENT_KEYS:
                     raise JourneyMapError(f"{key}.{k}", "unknown key" + did_you_mean(str(k), _MOMENT_KEYS))
-            mid = m.get("id")
-            if not mid or not isinstance(mid, str):
+            if "id" not in m:
                 raise JourneyMapError(f"{key}.id", "is required (e.g. 'ZMOT')")
+            mid = _require_str(m["id"], key=f"{key}.id", what="a moment id (e.g. 'ZMOT')")
             key = f"moments[{mid}]"
             if mid in seen:
                 raise JourneyMapError(f"{key}.id", f"moment {mid!r} is defined twice")
             seen.add(mid)
             phase = m.get("phase")
-            if phase not in PHASES:
-                raise JourneyMapError(f"{key}.phase", f"{phase!r} is not one of {PHASES}")
-            tps = m.get("touchpoints")
-            if not isinstance(tps, list) or not tps or not all(isinstance(t, str) and t for t in tps):
-                raise JourneyMapError(f"{key}.touchpoints", "must be a non-empty list of names")
-            out.append(Moment(id=mid, label=str(m.get("label", mid)), phase=phase,
-                              touchpoints=tuple(tps)))
+            if not isinstance(phase, str) or phase not in PHASES:
+                raise JourneyMapError(f"{key}.phase", f"{_show(phase)} is not one of {PHASES}")
+            tps = _require_names(m.get("touchpoints"), key=f"{key}.touchpoints",
+                                 what="a non-empty list of names")
+            label = _require_str(m["label"], key=f"{key}.label", what="a label") if "label" in m else mid
+            out.append(Moment(id=mid, label=label, phase=phase, touchpoints=tuple(tps)))
         return tuple(out)
 
     # ------------------------------------------------------------------ queries

@@ -64,6 +64,8 @@ import json
 import os
 import re
 import unicodedata
+import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +75,7 @@ import pandas as pd
 
 from ._drivers import KeyDriversResult, key_drivers, plot_key_drivers, relative_weights
 from ._terms import distinctive_terms, plot_distinctive_terms
-from .exceptions import CxlabError, did_you_mean
+from .exceptions import CxlabError, ModelFileError, did_you_mean
 from .io import SCALES, SCORE_CLASSES
 from . import _textfeatures as _tf
 from .privacy import mask_pii
@@ -710,33 +712,18 @@ class FittedSentiment:
 
     @classmethod
     def load(cls, path) -> FittedSentiment:
-        """Read a model written by :meth:`save` (``allow_pickle=False``)."""
+        """Read a model written by :meth:`save` (``allow_pickle=False``).
+
+        The whole file is checked here, not at first use: a file that is empty, truncated,
+        not a cxlab model or of another format version, a header with missing or unknown
+        settings, an array missing or of the wrong type or shape (vocabulary and IDF
+        lengths, weights of ``classes x features``) raises
+        :class:`~cxlab.exceptions.ModelFileError` naming the file and what is wrong.
+        """
         path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{path}: not a cxlab sentiment model ({err})") from None
-        try:
-            meta = json.loads(str(data["meta"]))
-        except (KeyError, json.JSONDecodeError):
-            meta = {}
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"{path}: not a cxlab sentiment model (no {_FORMAT!r} header)")
-        if meta.get("version", 0) > _FORMAT_VERSION:
-            raise ValueError(f"{path}: written by a newer cxlab (format version {meta['version']})")
-        if meta.get("version", 0) < _FORMAT_VERSION:
-            raise ValueError(f"{path}: written by an earlier cxlab (format version {meta.get('version')}) whose "
-                             "text features differ from this one's; fit the model again")
-        settings = {k: (tuple(v) if isinstance(v, list) else v) for k, v in meta["settings"].items()}
-        kinds = [k[len("vocab_"):] for k in data if k.startswith("vocab_")]
-        state = {"classes": data["classes"].astype(str), "W1": data["W1"], "b1": data["b1"],
-                 "vocab": {k: data[f"vocab_{k}"] for k in ("word", "char") if k in kinds},
-                 "idf": {k: data[f"idf_{k}"] for k in ("word", "char") if k in kinds},
-                 "char_scale": float(data["char_scale"]) if "char_scale" in data else 1.0}
-        if "W2" in data:
-            state.update(W2=data["W2"], b2=data["b2"])
-        return cls(settings=SentimentModel(**settings), state=state)
+        data = _read_npz(path)
+        settings = _model_settings(path, data)
+        return cls(settings=settings, state=_model_state(path, data, settings))
 
     # ------------------------------------------------------------------ report
     def to_dict(self) -> dict:
@@ -745,6 +732,112 @@ class FittedSentiment:
         return {"classes": list(self.classes), "n_train": int(counts.sum()), "n_dropped": int(self.n_dropped),
                 "class_counts": {str(k): int(v) for k, v in counts.items()}, "n_features": self.n_features,
                 "nb_weighting": "W2" in self.state, "C": float(self.settings.C)}
+
+
+def _read_npz(path: Path) -> dict:
+    """Every array of the ``.npz`` at ``path``, read now (so a damaged member fails here)."""
+    not_model = "not a cxlab sentiment model"
+    try:
+        if path.stat().st_size == 0:
+            raise ModelFileError(path, f"{not_model}: the file is empty")
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ModelFileError(path, f"{not_model}: a single .npy array, not an .npz archive")
+        with archive as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        if isinstance(err, ModelFileError):
+            raise
+        raise ModelFileError(path, f"{not_model}: it cannot be read as an .npz archive (truncated, "
+                                   f"or another kind of file): {type(err).__name__}: {err}") from None
+
+
+def _model_settings(path: Path, data: dict) -> SentimentModel:
+    """The settings in the file's JSON header, after checking its format and version."""
+    meta = data.get("meta")
+    try:
+        is_text = meta is not None and meta.ndim == 0 and meta.dtype.kind == "U"
+        meta = json.loads(str(meta)) if is_text else None
+    except json.JSONDecodeError:
+        meta = None
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        raise ModelFileError(path, f"not a cxlab sentiment model (no {_FORMAT!r} header)")
+    version = meta.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ModelFileError(path, f"the header's format version is {version!r}, not an integer")
+    if version > _FORMAT_VERSION:
+        raise ModelFileError(path, f"written by a newer cxlab (format version {version}; this one reads "
+                                   f"{_FORMAT_VERSION})")
+    if version < _FORMAT_VERSION:
+        raise ModelFileError(path, f"written by an earlier cxlab (format version {version}) whose text "
+                                   "features differ from this one's; fit the model again")
+    raw = meta.get("settings")
+    if not isinstance(raw, dict):
+        raise ModelFileError(path, "the header has no 'settings' mapping")
+    fields = list(SentimentModel.__dataclass_fields__)
+    unknown, missing = [k for k in raw if k not in fields], [k for k in fields if k not in raw]
+    if unknown or missing:
+        hint = did_you_mean(str(unknown[0]), missing) if unknown and missing else ""
+        raise ModelFileError(path, f"the header's settings do not match this cxlab's: unknown {unknown}, "
+                                   f"missing {missing}{hint}")
+    for k in ("nb_weighting", "negation"):
+        if not isinstance(raw[k], bool):
+            raise ModelFileError(path, f"the header's setting {k}={raw[k]!r} is not true/false")
+    try:
+        return SentimentModel(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()})
+    except (TypeError, ValueError) as err:
+        raise ModelFileError(path, f"the header's settings are invalid: {err}") from None
+
+
+def _model_array(path: Path, data: dict, name: str, kind: str, shape: tuple) -> np.ndarray:
+    """``data[name]``, checked: present, of dtype kind ``kind`` ("U" strings, "f" floats),
+    of ``shape`` (None = any length), finite when floats."""
+    if name not in data:
+        raise ModelFileError(path, f"array {name!r} is missing")
+    a = data[name]
+    what = {"U": "strings", "f": "floats"}[kind]
+    expected = str(tuple("n" if n is None else n for n in shape)).replace("'", "")
+    fits = a.ndim == len(shape) and all(n is None or n == m for n, m in zip(shape, a.shape))
+    if a.dtype.kind != kind or not fits:
+        raise ModelFileError(path, f"array {name!r} is {a.dtype} of shape {a.shape}; expected {what} "
+                                   f"of shape {expected}")
+    if kind == "f" and not np.isfinite(a).all():
+        raise ModelFileError(path, f"array {name!r} holds NaN or infinite values")
+    return a
+
+
+def _model_vocab(path: Path, data: dict, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``kind`` ("word" or "char") vocabulary and its IDF weights, of equal length, unique."""
+    vocab = _model_array(path, data, f"vocab_{kind}", "U", (None,))
+    if not pd.Index(vocab).is_unique:
+        raise ModelFileError(path, f"array 'vocab_{kind}' lists a term twice")
+    return vocab, _model_array(path, data, f"idf_{kind}", "f", (len(vocab),))
+
+
+def _model_state(path: Path, data: dict, settings: SentimentModel) -> dict:
+    """The arrays of a saved model, checked against each other and the settings."""
+    classes = _model_array(path, data, "classes", "U", (None,))
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise ModelFileError(path, f"'classes' must name at least two distinct classes, not {list(classes)}")
+    vocab, idf = {}, {}
+    vocab["word"], idf["word"] = _model_vocab(path, data, "word")
+    if "vocab_char" in data or "idf_char" in data:
+        vocab["char"], idf["char"] = _model_vocab(path, data, "char")
+        if settings.char_ngrams is None and len(vocab["char"]):
+            raise ModelFileError(path, "the file holds character n-grams but its settings say "
+                                       "char_ngrams=None")
+    n_features = sum(len(v) for v in vocab.values())
+    state = {"classes": classes, "vocab": vocab, "idf": idf, "char_scale": 1.0}
+    if "char_scale" in data:
+        state["char_scale"] = float(_model_array(path, data, "char_scale", "f", ()))
+    if ("W2" in data) != settings.nb_weighting or ("b2" in data) != settings.nb_weighting:
+        raise ModelFileError(path, f"arrays 'W2'/'b2' must be present exactly when nb_weighting is true; "
+                                   f"nb_weighting={settings.nb_weighting}, present: "
+                                   f"{[k for k in ('W2', 'b2') if k in data]}")
+    for w, b in (("W1", "b1"), ("W2", "b2"))[:1 + settings.nb_weighting]:
+        state[w] = _model_array(path, data, w, "f", (len(classes), n_features))
+        state[b] = _model_array(path, data, b, "f", (len(classes),))
+    return state
 
 
 def _as_texts(texts) -> list:

@@ -578,12 +578,12 @@ def _as_map(answer):
     if isinstance(answer, dict):
         return JourneyMap.from_dict(answer)
     if isinstance(answer, (str, Path)):
-        import yaml
+        from .journey import load_yaml
 
         text = str(answer)
         if "\n" not in text and Path(text).exists():
             return JourneyMap.from_yaml(text)
-        return JourneyMap.from_dict(yaml.safe_load(text))
+        return JourneyMap.from_dict(load_yaml(text, source="the answer"))
     raise _AnswerError(f"give a JourneyMap (or its YAML text or dict), not {type(answer).__name__}")
 
 

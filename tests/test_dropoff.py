@@ -306,3 +306,17 @@ def test_bpic2012_kaplan_meier_by_amount(ws):
     lr = km.attrs["logrank"]
     assert lr["df"] == 2 and 0 <= lr["p_value"] <= 1 and np.isfinite(lr["statistic"])
     assert km.groupby("group")["n_risk"].first().sum() == 13_087
+
+
+def test_logrank_p_value_below_1e16_is_the_chi2_survival_function_not_zero():
+    # statsmodels' survdiff returns 1 - chi2.cdf, exactly 0 once p < ~1e-16
+    from scipy.stats import chi2
+
+    rng = np.random.default_rng(3)
+    st = pd.DataFrame({"duration": np.r_[rng.exponential(1.0, 300), rng.exponential(20.0, 300)],
+                       "dropped": np.ones(600, dtype=bool),
+                       "group": ["fast"] * 300 + ["slow"] * 300})
+    lr = kaplan_meier(st, by="group").attrs["logrank"]
+    assert lr["df"] == 1 and lr["statistic"] > 100
+    assert 0 < lr["p_value"] < 1e-16
+    assert lr["p_value"] == pytest.approx(chi2.sf(lr["statistic"], 1), rel=1e-9)

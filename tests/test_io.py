@@ -331,3 +331,106 @@ def test_duplicates_are_skipped_and_counted(ws, tmp_path):
 def test_read_export_returns_canonical_frame(events_csv):
     df = cio.read_export(events_csv)
     assert len(df) == 7 and str(df.ts.dtype) == "datetime64[us, UTC]"
+
+
+# ------------------------------------------------------------------ clock changes
+_CLOCK_CHANGES = [
+    # zone, skipped local times, repeated ones, times on either side, the notes' rules
+    ("Europe/Rome", ["2026-03-29 02:00:00", "2026-03-29 02:30:00"],
+     ["2026-10-25 02:00:00", "2026-10-25 02:30:00", "2026-10-25 02:59:59"],
+     ["2026-03-29 01:59:59", "2026-03-29 03:00:00", "2026-10-25 01:59:59", "2026-10-25 03:00:00"],
+     "read with the offset before the change, +01:00 (CET), i.e. moved forward by 1 h",
+     "read as the later occurrence, +01:00 (CET)"),
+    ("America/New_York", ["2026-03-08 02:00:00", "2026-03-08 02:30:00"],
+     ["2026-11-01 01:00:00", "2026-11-01 01:30:00", "2026-11-01 01:59:59"],
+     ["2026-03-08 01:59:59", "2026-03-08 03:00:00", "2026-11-01 00:59:59", "2026-11-01 02:00:00"],
+     "read with the offset before the change, -05:00 (EST), i.e. moved forward by 1 h",
+     "read as the later occurrence, -05:00 (EST)"),
+    ("Australia/Lord_Howe", ["2026-10-04 02:00:00", "2026-10-04 02:15:00"],   # a 30-minute change
+     ["2026-04-05 01:30:00", "2026-04-05 01:45:00", "2026-04-05 01:59:59"],
+     ["2026-10-04 01:59:59", "2026-10-04 02:30:00", "2026-04-05 01:29:59", "2026-04-05 02:00:00"],
+     "read with the offset before the change, +10:30, i.e. moved forward by 30 min",
+     "read as the later occurrence, +10:30"),
+]
+
+
+def _expected_utc(walls, tz, repeated=()):
+    """Independently of the engine (zoneinfo, PEP 495): a skipped time read with the offset
+    before the change (fold=0), a repeated one as the later occurrence (fold=1)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return [pd.Timestamp(datetime.fromisoformat(w).replace(tzinfo=ZoneInfo(tz), fold=int(w in repeated)))
+            .tz_convert("UTC") for w in walls]
+
+
+@pytest.mark.parametrize("tz, gap, fold, normal, gap_rule, fold_rule", _CLOCK_CHANGES)
+def test_local_times_a_clock_change_skipped_or_repeated_are_counted_and_noted(
+        ws, tmp_path, tz, gap, fold, normal, gap_rule, fold_rule):
+    walls = normal[:2] + gap + normal[2:] + fold
+    p = write(tmp_path, "dst.csv", "customer_id,ts,touchpoint\n"
+              + "".join(f"c{i},{w},home_page\n" for i, w in enumerate(walls)))
+    r = ws.pull(p, tz=tz)
+    assert r.rows_added == len(walls)
+    got = ws.events().execute().set_index("customer_id")["ts"]
+    assert [got[f"c{i}"] for i in range(len(walls))] == _expected_utc(walls, tz, fold)
+    gap_note = next(n for n in r.notes if "do not exist" in n)
+    fold_note = next(n for n in r.notes if "occur twice" in n)
+    assert gap_note.startswith(f"ts: 2 local times do not exist in {tz} (skipped when the clocks went forward")
+    assert f"earliest {gap[0]}" in gap_note and gap_note.endswith(gap_rule)
+    assert fold_note.startswith(f"ts: 3 local times occur twice in {tz} (repeated when the clocks went back")
+    assert f"earliest {fold[0]}" in fold_note and fold_note.endswith(fold_rule)
+    manifest = ws.loads().set_index("load_id").loc[r.load_id, "notes"]
+    assert gap_note in manifest and fold_note in manifest
+
+
+def test_clock_change_note_text_and_times_on_either_side(ws, tmp_path):
+    p = write(tmp_path, "one.csv", "customer_id,ts,touchpoint\n"
+                                   "a,2026-03-29 01:59:59,home_page\nb,2026-03-29 02:10:00,home_page\n"
+                                   "c,2026-03-29 03:00:00,home_page\nd,2026-10-25 03:00:00,home_page\n")
+    r = ws.pull(p, tz="Europe/Rome")
+    assert [n for n in r.notes if n.startswith("ts:")] == [
+        "ts: 1 local time does not exist in Europe/Rome (skipped when the clocks went forward, +01:00 "
+        "to +02:00; earliest 2026-03-29 02:10:00): read with the offset before the change, +01:00 (CET), "
+        "i.e. moved forward by 1 h"]
+
+
+def test_no_clock_change_note_without_such_times_or_with_offsets(ws, tmp_path):
+    p = write(tmp_path, "plain.csv", "customer_id,ts,touchpoint\na,2026-03-29 01:00:00,home_page\n"
+                                     "a,2026-10-25 03:30:00,purchase\n")
+    assert not [n for n in ws.pull(p, tz="Europe/Rome").notes if n.startswith("ts:")]
+    p = write(tmp_path, "aware.csv", "customer_id,ts,touchpoint\nb,2026-03-29T02:30:00+01:00,home_page\n"
+                                     "b,2026-10-25T02:30:00+02:00,purchase\n")
+    assert not [n for n in ws.pull(p, tz="Europe/Rome").notes if n.startswith("ts:")]
+    assert not [n for n in ws.pull(write(tmp_path, "utc.csv", "customer_id,ts,touchpoint\n"
+                                         "c,2026-03-29 02:30:00,home_page\n"), tz="UTC").notes
+                if n.startswith("ts:")]
+
+
+def test_clock_changes_in_naive_parquet_timestamps_and_the_eager_stage(ws, tmp_path):
+    import duckdb
+
+    p = tmp_path / "naive.parquet"
+    walls = ["2026-03-29 02:30:00", "2026-10-25 02:30:00", "2026-10-25 02:45:00", "2026-06-01 12:00:00"]
+    pd.DataFrame({"customer_id": list("abcd"), "ts": pd.to_datetime(walls),
+                  "touchpoint": ["search"] * 4}).to_parquet(p)
+    r = ws.pull(p, tz="Europe/Rome")
+    assert sum("1 local time does not exist" in n for n in r.notes) == 1
+    assert sum("2 local times occur twice" in n for n in r.notes) == 1
+    got = ws.events().execute().set_index("customer_id")["ts"]
+    assert list(got[list("abcd")]) == _expected_utc(walls, "Europe/Rome", walls[1:3])
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    staged = cio.stage(con, p, tz="Europe/Rome")              # eager: the one check scan counts too
+    assert [n[:40] for n in staged.notes if n.startswith("ts:")] == [
+        "ts: 1 local time does not exist in Europ", "ts: 2 local times occur twice in Europe/"]
+
+
+def test_clock_change_windows_from_the_zone_rules():
+    from cxlab._clockchanges import windows
+
+    rome = [w for w in windows("Europe/Rome") if w[1].year == 2026]
+    assert [(k, str(a), str(b)) for k, a, b, _, _ in rome] == [
+        ("gap", "2026-03-29 02:00:00", "2026-03-29 03:00:00"),
+        ("fold", "2026-10-25 02:00:00", "2026-10-25 03:00:00")]
+    assert windows("UTC") == () and windows("Asia/Tokyo")[-1][1].year < 1960

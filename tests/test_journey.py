@@ -110,3 +110,87 @@ def test_coerce_accepts_none_a_map_or_a_path(tmp_path):
     path = tmp_path / "j.yml"
     jm.to_yaml(path)
     assert JourneyMap.coerce(path) == jm and JourneyMap.coerce(str(path)) == jm
+
+
+def _bomb(levels=9, key="name"):
+    """A "billion laughs" map: 9 levels of 9 aliases expand to 9**9 (387 million) strings."""
+    lines = ['a0: &a0 "lol"']
+    lines += [f"a{i}: &a{i} [{', '.join(['*a%d' % (i - 1)] * 9)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + f"\n{key}: *a{levels}\n"
+
+
+@pytest.mark.parametrize("key", ["name", "funnel", "conversion_window"])
+def test_yaml_alias_bomb_is_refused_before_it_expands(tmp_path, key):
+    # the old loader built it (cheaply: the lists are shared) and then str()/repr() of the
+    # 387-million-item value ran for minutes in gigabytes; the alias is now refused on sight
+    p = tmp_path / "bomb.yml"
+    p.write_text(_bomb(key=key), encoding="utf-8")
+    with pytest.raises(JourneyMapError) as err:
+        JourneyMap.from_yaml(p)
+    assert err.value.key == str(p)
+    assert "alias *a0" in str(err.value) and "line 2" in str(err.value)
+
+
+def test_anchor_without_alias_and_yaml_text_answers_still_load(tmp_path):
+    text = JourneyMap.default().to_yaml().replace("name: ", "name: &n ", 1)
+    p = tmp_path / "j.yml"
+    p.write_text(text, encoding="utf-8")
+    assert JourneyMap.from_yaml(p).moment_ids == JourneyMap.default().moment_ids
+
+
+def _moment(i, **changes):
+    d = JourneyMap.default().to_dict()
+    d["moments"][i].update(changes)
+    return d
+
+
+@pytest.mark.parametrize("data, key, text", [
+    (_map(name=["a", "b"]), "name", "got list ['a', 'b']"),
+    (_map(name={"x": 1}), "name", "got dict"),
+    (_map(conversion=["purchase"]), "conversion", "got list"),
+    (_map(conversion={"purchase": 1}), "conversion", "got dict"),
+    (_map(funnel=["home_page", ["product_page"]]), "funnel[1]", "got list"),
+    (_map(funnel=[{"home_page": 1}, "purchase"]), "funnel[0]", "got dict"),
+    (_map(funnel=["home_page", 7]), "funnel[1]", "got int 7"),
+    (_map(conversion_window=["7D"]), "conversion_window", "['7D'] is not a duration"),
+    (_map(roles={"upgrade": [["purchase"]]}), "roles.upgrade[0]", "got list"),
+    (_moment(2, label=["Second", "moment"]), "moments[SMOT].label", "got list"),
+    (_moment(2, label=3), "moments[SMOT].label", "got int 3"),
+    (_moment(1, phase=["during"]), "moments[FMOT].phase", "['during'] is not one of"),
+    (_moment(0, id=["ZMOT"]), "moments[0].id", "got list"),
+    (_moment(0, touchpoints=["search", ["ad_click"]]), "moments[ZMOT].touchpoints[1]", "got list"),
+])
+def test_a_list_or_mapping_where_a_string_belongs_names_the_key(data, key, text):
+    with pytest.raises(JourneyMapError) as err:
+        JourneyMap.from_dict(data)
+    assert err.value.key == key
+    assert text in str(err.value)
+
+
+def test_a_huge_value_in_an_error_message_is_shown_truncated():
+    nested = ["x"] * 10
+    for _ in range(8):                 # 10**9 leaves, shared: repr() would never finish
+        nested = [nested] * 10
+    with pytest.raises(JourneyMapError) as err:
+        JourneyMap.from_dict(_map(session_gap=nested))
+    assert err.value.key == "session_gap" and len(str(err.value)) < 300
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: " + "[" * 5000 + "]" * 5000 + "\n", "nest deeper than 16 levels"),   # old: RecursionError
+    ("name: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n", "nest deeper than 16 levels"),
+])
+def test_deeply_nested_yaml_is_refused_with_the_file(tmp_path, text, message):
+    p = tmp_path / "deep.yml"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(JourneyMapError) as err:
+        JourneyMap.from_yaml(p)
+    assert err.value.key == str(p) and message in str(err.value)
+
+
+def test_a_map_that_is_not_utf8_text_names_the_file(tmp_path):
+    p = tmp_path / "journey.yml"
+    p.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(JourneyMapError) as err:
+        JourneyMap.from_yaml(p)
+    assert err.value.key == str(p) and "not UTF-8 text (byte 9" in str(err.value)

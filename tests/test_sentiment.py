@@ -1,11 +1,13 @@
 """cxlab.sentiment: labels from scores, the lexicon baseline, the fitted model."""
 import json
+import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from cxlab.datasets import simulate_journeys
+from cxlab.exceptions import ModelFileError
 from cxlab.sentiment import (FittedSentiment, LanguageNotSupportedError, LexiconSentiment, SentimentModel,
                              evaluate_predictions, labels_from_scores, normalise_text, plot_confusion_matrix)
 
@@ -148,6 +150,98 @@ def test_load_refuses_what_is_not_a_model(tmp_path):
     junk.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a cxlab sentiment model"):
         FittedSentiment.load(junk)
+
+
+@pytest.fixture(scope="module")
+def saved(fitted, tmp_path_factory):
+    """A saved model's bytes and arrays, to damage one way per test."""
+    path = fitted.save(tmp_path_factory.mktemp("model") / "model.npz")
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    return path.read_bytes(), arrays
+
+
+def _meta(arrays, **changes):
+    meta = json.loads(str(arrays["meta"]))
+    for k, v in changes.items():
+        if k.startswith("settings."):
+            meta["settings"][k[len("settings."):]] = v
+        elif v is None:
+            del meta[k]
+        else:
+            meta[k] = v
+    return np.array(json.dumps(meta))
+
+
+def _damaged(arrays, kind):
+    a = dict(arrays)
+    n_classes, n_features = a["W1"].shape
+    edits = {
+        "missing W1": lambda: a.pop("W1"),
+        "missing vocab_word": lambda: a.pop("vocab_word"),
+        "missing b2": lambda: a.pop("b2"),
+        "W1 too few columns": lambda: a.update(W1=a["W1"][:, :10]),
+        "W1 as strings": lambda: a.update(W1=a["W1"].astype(str)),
+        "W1 flattened": lambda: a.update(W1=a["W1"].ravel()),
+        "W2 one class short": lambda: a.update(W2=a["W2"][:-1]),
+        "b1 one class short": lambda: a.update(b1=a["b1"][:-1]),
+        "idf shorter than vocab": lambda: a.update(idf_word=a["idf_word"][:5]),
+        "classes as numbers": lambda: a.update(classes=np.arange(n_classes)),
+        "classes 2-D": lambda: a.update(classes=a["classes"][None, :]),
+        "vocab term twice": lambda: a.update(vocab_word=np.r_[a["vocab_word"][:1], a["vocab_word"][:-1]]),
+        "NaN weights": lambda: a.update(W1=np.full_like(a["W1"], np.nan)),
+        "char_scale a vector": lambda: a.update(char_scale=np.array([1.0, 2.0])),
+        "meta without settings": lambda: a.update(meta=_meta(a, settings=None)),
+        "meta with an unknown setting": lambda: a.update(meta=_meta(a, **{"settings.bogus": 1})),
+        "meta with a bad C": lambda: a.update(meta=_meta(a, **{"settings.C": "x"})),
+        "meta version a string": lambda: a.update(meta=_meta(a, version="2")),
+        "meta a list": lambda: a.update(meta=np.array(json.dumps([1, 2]))),
+        "future version": lambda: a.update(meta=_meta(a, version=99)),
+    }
+    edits[kind]()
+    return a
+
+
+_DAMAGE = {"missing W1": "'W1' is missing", "missing vocab_word": "'vocab_word' is missing",
+           "missing b2": "'W2'/'b2' must be present", "W1 too few columns": "shape (3, 10)",
+           "W1 as strings": "expected floats", "W1 flattened": "expected floats of shape (3, ",
+           "W2 one class short": "'W2' is float32 of shape (2, ", "b1 one class short": "'b1'",
+           "idf shorter than vocab": "'idf_word' is float64 of shape (5,)",
+           "classes as numbers": "expected strings", "classes 2-D": "'classes'",
+           "vocab term twice": "lists a term twice", "NaN weights": "NaN",
+           "char_scale a vector": "'char_scale'", "meta without settings": "no 'settings'",
+           "meta with an unknown setting": "unknown ['bogus']", "meta with a bad C": "settings are invalid",
+           "meta version a string": "version is '2'", "meta a list": "no 'cxlab-sentiment' header",
+           "future version": "newer cxlab (format version 99"}
+
+
+@pytest.mark.parametrize("kind", list(_DAMAGE))
+def test_load_refuses_a_damaged_model_at_load_time(saved, tmp_path, kind):
+    path = tmp_path / "damaged.npz"
+    np.savez(path, **_damaged(saved[1], kind))
+    with pytest.raises(ModelFileError) as err:
+        FittedSentiment.load(path)
+    assert err.value.path == str(path) and _DAMAGE[kind] in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["empty", "first half", "last byte cut", "a byte flipped", "a foreign zip",
+                                  "a .npy array"])
+def test_load_refuses_a_file_that_is_not_a_whole_model(saved, tmp_path, kind):
+    good = saved[0]
+    path = tmp_path / "model.npz"
+    if kind == "a foreign zip":
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("readme.txt", "hello")
+    elif kind == "a .npy array":
+        with open(path, "wb") as fh:
+            np.save(fh, np.arange(3))
+    else:
+        i = len(good) // 2
+        path.write_bytes({"empty": b"", "first half": good[:i], "last byte cut": good[:-1],
+                          "a byte flipped": good[:i] + bytes([good[i] ^ 0xFF]) + good[i + 1:]}[kind])
+    with pytest.raises(ModelFileError, match="not a cxlab sentiment model") as err:
+        FittedSentiment.load(path)
+    assert err.value.path == str(path)
 
 
 def test_bad_input_is_refused_clearly(simulated):
