@@ -22,6 +22,65 @@ def test_masks_personal_data(text, expected):
     assert mask_pii(text) == expected
 
 
+# what Italian verbatims carry (issue 17): each form masked, by a single text and in a list
+ITALIAN_FORMS = [
+    ("codice fiscale RSSMRA85T10A562S grazie", "codice fiscale [TAX_ID] grazie"),
+    ("il mio cf è rssmra85t10a562s", "il mio cf è [TAX_ID]"),
+    ("cf omocodico RSSMRA85T10A56NH", "cf omocodico [TAX_ID]"),
+    ("omocodia fino all'ottavo carattere RSSMRA8RTLMAQSNZ", "omocodia fino all'ottavo carattere [TAX_ID]"),
+    ("fattura a P.IVA 00743110157 per favore", "fattura a P.IVA [TAX_ID] per favore"),
+    ("partita iva IT00743110157.", "partita iva [TAX_ID]."),
+    ("iban it60x0542811101000000123456 ok", "iban [IBAN] ok"),
+    ("IBAN IT60-X054-2811-1010-0000-0123-456", "IBAN [IBAN]"),
+    ("iban be71 0961 2345 6769 ciao", "iban [IBAN] ciao"),      # the word after is not part of it
+    ("carta 4111.1111.1111.1111 scaduta", "carta [CARD] scaduta"),
+    ("chiamate lo 02/1234567 dopo le 18", "chiamate lo [PHONE] dopo le 18"),
+    ("cell. 347/123 4567", "cell. [PHONE]"),
+    ("fisso 06.1234.5678", "fisso [PHONE]"),
+    ("il 12.03.2026 347 123 4567 risponde", "il 12.03.2026 [PHONE] risponde"),
+    ("scrivete a andrè.rossi@università.it", "scrivete a [EMAIL]"),
+    ("email: josé_garcía@correo.es", "email: [EMAIL]"),
+    ("MARIO.ROSSI@EXAMPLE.IT", "[EMAIL]"),
+]
+
+
+@pytest.mark.parametrize("text, expected", ITALIAN_FORMS)
+def test_masks_italian_personal_data(text, expected):
+    assert mask_pii(text) == expected
+    assert mask_pii([text, "ok"]) == [expected, "ok"]
+
+
+# ordinary CX sentences: numbers an analyst needs to read, never masked
+ORDINARY = [
+    "ordine n. 12345678 del 02/12/2026 alle 10:30",
+    "consegna prevista il 2026-12-02, ritiro dalle 10.30-12.30",
+    "il 12.03.2026 alle 10.30 nessuno ha risposto",
+    "prezzo € 1.234,56 invece di € 1.499,00, sconto del 17,5%",
+    "fatturato 12.345.678 euro nel 2025",
+    "codice ordine ORD-30012345, reso RMA-2026-001",
+    "tracking 123456789012 fermo da 3 giorni",
+    "pagato 12345678,50 per errore",
+    "voto 10/10, consegna in 2-3 giorni, 4 pezzi su 5",
+    "codice sconto SAVE20ESTATE2026 non valido",
+    "RSSMRA85T10A562X non è un codice valido",          # wrong check letter
+    "incomprehensible CODICEPROMOZIONE",
+    "the @user handle and #hashtag stay, a@b.c too",
+]
+
+
+@pytest.mark.parametrize("text", ORDINARY)
+def test_ordinary_cx_sentences_are_unchanged(text):
+    assert mask_pii(text) == text
+    assert mask_pii([text]) == [text]
+
+
+def test_validators_decide_not_the_shape():
+    # same shapes as the masked forms, wrong check digits: kept
+    assert mask_pii("iban it60x0542811101000000123457") == "iban it60x0542811101000000123457"
+    assert mask_pii("carta 4111.1111.1111.1112") == "carta 4111.1111.1111.1112"
+    assert "[TAX_ID]" not in mask_pii("P.IVA 00743110158")
+
+
 @pytest.mark.parametrize("text", [
     "ordine n. 12345 del 12/03/2026 alle 10:30, 3 pezzi da 19.99",
     "prezzo 1.299,00 euro, sconto 20%",
