@@ -34,10 +34,21 @@ Masking stays eager for phones (a long digit run with separators is more often a
 number than anything an analyst needs to read) and exact for IBANs, tax codes and cards
 (their check digits make false positives rare: about 1 in 100 random 11-digit numbers is a
 valid partita IVA, so an 11-digit order number can be masked).
+
+Identifiers (customer, session and feedback ids, and property columns named like an id, an
+e-mail, a phone or a name) are shown as keyed pseudonyms: :func:`pseudonym` is ``id:`` and
+the first 8 hex digits of an HMAC-SHA256 of the value with a secret key drawn once per
+workspace and kept in it (:meth:`cxlab.Workspace.pseudonym_key`), so the same customer has
+the same pseudonym in every report of a workspace and nobody without the workspace file
+can reverse one by hashing candidate ids (an unsalted hash of ``C0000001``...``C0020000``
+is reversed in well under a second).
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import secrets
 from typing import overload
 
 import numpy as np
@@ -47,7 +58,7 @@ from stdnum.it import codicefiscale as _stdnum_cf, iva as _stdnum_iva
 
 from ._textfeatures import SEP as _SEP, apply_to, code_points, texts_at
 
-__all__ = ["mask_pii", "PLACEHOLDERS"]
+__all__ = ["mask_pii", "pseudonym", "PLACEHOLDERS"]
 
 PLACEHOLDERS = ("[EMAIL]", "[IBAN]", "[TAX_ID]", "[CARD]", "[PHONE]")
 
@@ -246,3 +257,49 @@ def mask_pii(texts):
     if isinstance(texts, float) and np.isnan(texts):
         return texts
     raise TypeError(f"mask_pii takes a string or a list-like of strings, not {type(texts).__name__}")
+
+
+# --------------------------------------------------------------------------- pseudonyms
+#: the workspace table holding the pseudonym key (one row, 32 random bytes)
+SECRET_TABLE = "_cx_secret"
+_PROCESS_KEY: list[bytes] = []
+
+
+def pseudonym(value, *, key: bytes | None) -> str:
+    """A keyed pseudonym: ``id:`` and the first 8 hex digits of HMAC-SHA256(key, value).
+
+    Parameters
+    ----------
+    value : str or any
+        The identifier (other types are taken as their ``str``).
+    key : bytes or None
+        The workspace's key (:meth:`cxlab.Workspace.pseudonym_key`). None uses a key drawn
+        for this Python process: pseudonyms are then stable within one run only.
+
+    Examples
+    --------
+    >>> pseudonym("C0000001", key=b"k" * 32)
+    'id:b233673d'
+    """
+    if key is None:
+        if not _PROCESS_KEY:
+            _PROCESS_KEY.append(secrets.token_bytes(32))
+        key = _PROCESS_KEY[0]
+    return "id:" + hmac.new(key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()[:8]
+
+
+def ensure_secret(con) -> None:
+    """Create the pseudonym key of a workspace once (a writable DuckDB connection)."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS {SECRET_TABLE} (secret BLOB NOT NULL)")
+    if not con.execute(f"SELECT count(*) FROM {SECRET_TABLE}").fetchall()[0][0]:
+        con.execute(f"INSERT INTO {SECRET_TABLE} VALUES (?)", [secrets.token_bytes(32)])
+
+
+def read_secret(con) -> bytes | None:
+    """The pseudonym key of a workspace, or None for a file made before it had one."""
+    has = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main' "
+                      "AND database_name = current_database()", [SECRET_TABLE]).fetchall()[0][0]
+    if not has:
+        return None
+    rows = con.execute(f"SELECT secret FROM {SECRET_TABLE} LIMIT 1").fetchall()
+    return bytes(rows[0][0]) if rows else None

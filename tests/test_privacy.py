@@ -123,3 +123,45 @@ def test_simulated_feedback_leaves_no_personal_data_after_masking():
     assert masked[planted].str.contains(r"\[CARD\]").sum() > 0
     # rows without planted data are unchanged
     assert (masked[~planted] == feedback.text[~planted]).all()
+
+
+# --------------------------------------------------------------------------- keyed pseudonyms
+def test_pseudonyms_are_keyed_per_workspace_and_stable_in_it(tmp_path):
+    import hashlib
+
+    import cxlab
+    from cxlab.privacy import pseudonym
+
+    with cxlab.connect(tmp_path / "a.duckdb") as a, cxlab.connect(tmp_path / "b.duckdb") as b:
+        key_a, key_b = a.pseudonym_key(), b.pseudonym_key()
+    assert len(key_a) == 32 and key_a != key_b
+    with cxlab.connect(tmp_path / "a.duckdb", read_only=True) as again:
+        assert again.pseudonym_key() == key_a                   # read-only opens read the same key
+    p = pseudonym("C0000001", key=key_a)
+    assert p.startswith("id:") and len(p) == 11
+    assert p == pseudonym("C0000001", key=key_a) != pseudonym("C0000001", key=key_b)
+    # an unsalted hash of every id of the range does not reverse it (it would the old pseudonym)
+    unsalted = {hashlib.sha256(f"C{i:07d}".encode()).hexdigest()[:8]: f"C{i:07d}" for i in range(1, 20_001)}
+    assert unsalted[hashlib.sha256(b"C0000001").hexdigest()[:8]] == "C0000001"
+    assert p[3:] not in unsalted
+    assert pseudonym("C0000001", key=None) == pseudonym("C0000001", key=None)    # a process key
+
+
+def test_a_workspace_made_before_pseudonym_keys_gets_one_at_the_next_writable_open(tmp_path):
+    import cxlab
+    from cxlab.exceptions import WorkspaceError
+    from cxlab.privacy import SECRET_TABLE
+
+    path = tmp_path / "old.duckdb"
+    with cxlab.connect(path) as w:
+        w._raw.execute(f"DROP TABLE {SECRET_TABLE}")             # as an earlier cxlab left it
+    with cxlab.connect(path, read_only=True) as old:
+        assert old.counts() == {"events": 0, "feedback": 0}       # still readable
+        with pytest.raises(WorkspaceError, match="earlier cxlab.*open it once for writing"):
+            old.pseudonym_key()
+    with cxlab.connect(path) as w:
+        key = w.pseudonym_key()
+    with cxlab.connect(path) as w:
+        assert w.pseudonym_key() == key
+    with cxlab.connect(path, read_only=True) as w:
+        assert w.pseudonym_key() == key                            # drawn once, kept
