@@ -23,12 +23,13 @@ so a product or order code that merely looks like one is kept.
 ``[CARD]``    13-19 digits, spaces, dots or dashes allowed between them, passing the Luhn
               checksum (``stdnum.luhn``).
 ``[PHONE]``   8-15 digits with an international prefix (``+39``, ``0039``), a bracketed area
-              code, or groups separated by spaces, dots, dashes or one slash after the
-              first group (``02/1234567``); a run of digits without separators only when it
-              starts with 0 or 3 (Italian landlines and mobiles), so ``ordine 12345678`` is
-              kept. Dates (``02/12/2026``, ``2026-12-02``, ``12.03.2026 10.30``), numbers
-              grouped in thousands (``1.234.567``), decimals and digits inside a code
-              (``ORD-30012345``) are never phones.
+              code, or groups separated by spaces, dots, dashes or, after an Italian
+              prefix, one slash (``02/1234567``); a run of digits without separators when
+              it has 10 or 11 digits (a national number) or starts with 0 or 3 (an Italian
+              landline or mobile), so ``ordine 12345678`` is kept. Dates (``02/12/2026``,
+              ``2026-12-02``, ``12.03.2026 10.30``), time ranges, numbers grouped in
+              thousands (``1.234.567``), decimals, ``2495/1170`` and digits after a code's
+              letters (``ORD-30012345``) are never phones.
 
 Masking stays eager for phones (a long digit run with separators is more often a phone
 number than anything an analyst needs to read) and exact for IBANs, tax codes and cards
@@ -76,7 +77,7 @@ _PARTITA_IVA = re.compile(r"(?=[Ii0-9])(?<!\w)(?:[Ii][Tt] ?)?[0-9]{11}(?!\w)")
 _CARD = re.compile(r"(?=\d)(?<!\d)\d(?:[ .\-]?\d){12,}(?!\d)")
 _DATE = r"\d{1,2}([./\-])\d{1,2}\1\d{2,4}|\d{4}([./\-])\d{1,2}\2\d{1,2}"      # 02/12/2026, 2026-12-02
 _PHONE = re.compile(
-    r"(?=[+(\d])(?<![\w+])(?<!\d[.,/])(?<!\w-)"   # not inside a number, a date or a code (ORD-...)
+    r"(?=[+(\d])(?<![\w+])(?<!\d[.,/])(?<![^\W\d]-)"   # not inside a number, a date or a code (ORD-...)
     rf"(?!(?:{_DATE})(?![./\-]?\d))"               # nor at a date
     r"(?:(?:\+|00)\d{1,3}[ .\-]?)?(?:\(\d{1,4}\)[ .\-]?)?"
     r"\d{2,5}(?:/ ?\d{2,8})?(?:[ .\-]?\d{2,5}){0,4}"
@@ -110,8 +111,11 @@ def _phone_ok(candidate: str) -> bool:
         return False
     if candidate[0] in "+(" or candidate.startswith("00"):
         return True
-    if len(digits) == len(candidate):               # one run of digits: an Italian landline or mobile
-        return int(candidate[0]) in (0, 3)
+    italian = int(candidate[0]) in (0, 3)           # a landline or mobile number
+    if len(digits) == len(candidate):               # one run of digits: a national number or an Italian one
+        return len(digits) in (10, 11) or italian
+    if "/" in candidate and not italian:            # 2495/1170: two flight numbers, not 02/1234567
+        return False
     return _NOT_PHONE.fullmatch(candidate) is None
 
 
@@ -142,9 +146,15 @@ def _sub_phone(text: str) -> str:
 _STAGES = (_sub_email, _sub_iban, _sub_codice_fiscale, _sub_partita_iva, _sub_card, _sub_phone)
 
 
+_HAS_DIGIT = re.compile(r"\d").search
+
+
 def _mask_one(text: str) -> str:
-    for fn in _STAGES:
-        text = fn(text)
+    if "@" in text:
+        text = _sub_email(text)
+    if _HAS_DIGIT(text):           # every other form holds a digit
+        for fn in _STAGES[1:]:
+            text = fn(text)
     return text
 
 
@@ -177,6 +187,15 @@ def _after_letters(cp: np.ndarray, pos: np.ndarray, n: int) -> np.ndarray:
     return pos
 
 
+def _word_start(cp: np.ndarray, pos: np.ndarray, back: int) -> np.ndarray:
+    """The positions of ``pos`` whose ``back``-th character before could start a word
+    (``\\b``): the text's start or after anything but an ASCII letter, digit or ``_``."""
+    start = pos - back
+    prev = cp[np.maximum(start - 1, 0)]
+    ascii_word = _is_letter(prev) | ((prev >= 48) & (prev <= 57)) | (prev == 95)
+    return pos[(start == 0) | ~ascii_word]
+
+
 def _digit_runs(pos: np.ndarray, starts: np.ndarray, gap: int, least: int) -> np.ndarray:
     """Texts with a run of at least ``least`` digits, each at most ``gap`` characters after
     the previous one (a card number's digits are at most 2 apart: one space, dot or dash; a
@@ -194,8 +213,9 @@ def _digit_runs(pos: np.ndarray, starts: np.ndarray, gap: int, least: int) -> np
 
 def _candidates(cp: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, ...]:
     """For each stage of ``_STAGES``, the texts that could hold a match: an ``@`` after a
-    character of an address (e-mail); two letters and two digits (IBAN); six letters and
-    a digit (codice fiscale); 11 digits in a row (partita IVA);
+    character of an address (e-mail); two letters and two digits at the start of a word
+    (IBAN); six letters, a digit, any character and a letter there (codice fiscale); 11
+    digits in a row (partita IVA);
     13 or more digits (card); 8 or more (phone)."""
     digit = (cp >= 48) & (cp <= 57)
     other = np.flatnonzero(cp > 127)
@@ -203,13 +223,14 @@ def _candidates(cp: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, ...]:
         digit[other] = _decimal(cp[other])
     dpos = np.flatnonzero(digit)
     d2 = _after_letters(cp, dpos[dpos + 1 < len(cp)], 2)
-    d2 = d2[digit[d2 + 1]]
+    d2 = _word_start(cp, d2[digit[d2 + 1]], 2)
     at = np.flatnonzero(cp == 64)
     at = at[at > 0]
     before = cp[at - 1]
     at = at[_is_letter(before) | ((before >= 48) & (before <= 57)) | (before > 127)
             | np.isin(before, [ord(c) for c in "._%+-"])]
-    d6 = _after_letters(cp, dpos, 6)         # a codice fiscale's 7th character is a digit
+    d6 = _after_letters(cp, dpos[dpos + 2 < len(cp)], 6)     # a codice fiscale's 7th character is
+    d6 = _word_start(cp, d6[_is_letter(cp[d6 + 2])], 6)       # a digit, its 9th a letter
     return (texts_at(starts, at), texts_at(starts, d2), texts_at(starts, d6),
             _digit_runs(dpos, starts, 1, 11), _digit_runs(dpos, starts, 2, 13), _digit_runs(dpos, starts, 3, 8))
 

@@ -41,6 +41,9 @@ ITALIAN_FORMS = [
     ("scrivete a andrè.rossi@università.it", "scrivete a [EMAIL]"),
     ("email: josé_garcía@correo.es", "email: [EMAIL]"),
     ("MARIO.ROSSI@EXAMPLE.IT", "[EMAIL]"),
+    # forms from the airline tweets in ../shared/data: national numbers stay masked
+    ("please call me 9148445695 #1", "please call me [PHONE] #1"),
+    ("calls from 1-800-433-7300 drop", "calls from 1-[PHONE] drop"),
 ]
 
 
@@ -65,6 +68,7 @@ ORDINARY = [
     "RSSMRA85T10A562X non è un codice valido",          # wrong check letter
     "incomprehensible CODICEPROMOZIONE",
     "the @user handle and #hashtag stay, a@b.c too",
+    "flights 2495/1170 on 02.27.2015, reference # 261093929756, ticket 2792125083854",
 ]
 
 
