@@ -31,10 +31,10 @@ so a product or order code that merely looks like one is kept.
               thousands (``1.234.567``), decimals, ``2495/1170`` and digits after a code's
               letters (``ORD-30012345``) are never phones.
 
-Masking stays eager for phones (a long digit run with separators is more often a phone
-number than anything an analyst needs to read) and exact for IBANs, tax codes and cards
-(their check digits make false positives rare: about 1 in 100 random 11-digit numbers is a
-valid partita IVA, so an 11-digit order number can be masked).
+Masking stays eager for phones (a long digit run with separators, or of 10 or 11 digits,
+is more often a phone number than anything an analyst needs to read) and exact for IBANs,
+tax codes and cards (their check digits make false positives rare; about 1 in 100 random
+11-digit numbers is a valid partita IVA, and the others read as phones anyway).
 
 Identifiers (customer, session and feedback ids, and property columns named like an id, an
 e-mail, a phone or a name) are shown as keyed pseudonyms: :func:`pseudonym` is ``id:`` and
