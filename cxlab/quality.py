@@ -101,20 +101,23 @@ def moment_palette(journey=None) -> dict[str, str]:
 
 
 _ID_COLUMNS = ("customer_id", "session_id", "feedback_id")
-# property columns that identify a person: a name word (split at _ - . and spaces) or a
-# whole name below; their examples are pseudonyms, never values
+# property columns that identify a person: a name word (split at _ - . spaces and case
+# changes) or a whole name below; their examples are pseudonyms, never values
 _PERSONAL_WORDS = frozenset({
     "id", "email", "mail", "phone", "telefono", "tel", "cell", "cellulare", "mobile", "cf",
     "fiscale", "codicefiscale", "piva", "iva", "vat", "iban", "nome", "cognome", "surname",
     "firstname", "lastname", "fullname", "address", "indirizzo", "user", "username", "login"})
 _PERSONAL_NAMES = frozenset({"name", "first_name", "last_name", "full_name", "customer_name", "e_mail"})
+# ... or a part of one (a pull lowercases customerEmail to customeremail)
+_PERSONAL_PARTS = ("email", "phone", "telefono", "cellulare", "fiscale", "cognome", "surname", "username",
+                   "indirizzo", "address")
 
 
 def _identifies(column: str) -> bool:
     """Whether a column holds identifiers (canonical ids, or a name such as ``email``, ``crm_id``)."""
-    name = re.sub(r"[\s.\-]+", "_", column.strip().lower())
+    name = re.sub(r"[\s.\-]+|(?<=[a-z])(?=[A-Z])", "_", column.strip()).lower()   # customerEmail too
     return (column in _ID_COLUMNS or name in _PERSONAL_NAMES
-            or not _PERSONAL_WORDS.isdisjoint(name.split("_")))
+            or not _PERSONAL_WORDS.isdisjoint(name.split("_")) or any(p in name for p in _PERSONAL_PARTS))
 
 
 def _redact(column: str, value: str, *, key: bytes | None, width: int = 48) -> str:
