@@ -63,26 +63,28 @@ __all__ = ["mask_pii", "pseudonym", "PLACEHOLDERS"]
 
 PLACEHOLDERS = ("[EMAIL]", "[IBAN]", "[TAX_ID]", "[CARD]", "[PHONE]")
 
-# Each pattern opens with a lookahead at its first character, so that the engine skips
-# ahead to the places where a match can begin (it cannot skip with a lookbehind in front).
+# The patterns open with a lookahead at their first character, so that the engine skips
+# ahead to the places where a match can begin (it cannot skip with a lookbehind or \b first).
 _EMAIL = re.compile(r"[\w.%+\-]+@[\w.\-]+\.[^\W\d_]{2,}")
-_IBAN = re.compile(r"(?=[A-Za-z])\b[A-Za-z]{2}[0-9]{2}(?:[ \-]?[A-Za-z0-9]{4}){2,7}(?:[ \-]?[A-Za-z0-9]{1,4})?\b")
+_IBAN = re.compile(r"(?=[A-Za-z])\b[A-Za-z]{2}[0-9]{2}"
+                   r"(?:[ \-]?[A-Za-z0-9]{4}){2,7}(?:[ \-]?[A-Za-z0-9]{1,4})?\b")
 # A codice fiscale's digits, or the letters that replace them in a code given to a second
 # person with the same one (omocodia). They are replaced right to left, so the 7th character
 # stays a digit but after seven such collisions (a code of 16 letters, not masked).
 _OMOCODIA = "0-9LMNPQRSTUVlmnpqrstuv"
-_CODICE_FISCALE = re.compile(rf"(?=[A-Za-z])\b[A-Za-z]{{6}}[0-9][{_OMOCODIA}][A-Za-z][{_OMOCODIA}]{{2}}[A-Za-z]"
-                             rf"[{_OMOCODIA}]{{3}}[A-Za-z]\b")
+_CODICE_FISCALE = re.compile(rf"(?=[A-Za-z])\b[A-Za-z]{{6}}[0-9][{_OMOCODIA}][A-Za-z]"
+                             rf"[{_OMOCODIA}]{{2}}[A-Za-z][{_OMOCODIA}]{{3}}[A-Za-z]\b")
 _PARTITA_IVA = re.compile(r"(?=[Ii0-9])(?<!\w)(?:[Ii][Tt] ?)?[0-9]{11}(?!\w)")
 _CARD = re.compile(r"(?=\d)(?<!\d)\d(?:[ .\-]?\d){12,}(?!\d)")
 _DATE = r"\d{1,2}([./\-])\d{1,2}\1\d{2,4}|\d{4}([./\-])\d{1,2}\2\d{1,2}"      # 02/12/2026, 2026-12-02
 _PHONE = re.compile(
-    r"(?=[+(\d])(?<![\w+])(?<!\d[.,/])(?<![^\W\d]-)"   # not inside a number, a date or a code (ORD-...)
+    r"(?=[+(\d])(?<![\w+])(?<!\d[.,/])(?<![^\W\d]-)"   # not inside a number or a date, nor after ORD-
     rf"(?!(?:{_DATE})(?![./\-]?\d))"               # nor at a date
     r"(?:(?:\+|00)\d{1,3}[ .\-]?)?(?:\(\d{1,4}\)[ .\-]?)?"
     r"\d{2,5}(?:/ ?\d{2,8})?(?:[ .\-]?\d{2,5}){0,4}"
     r"(?![\w]|[.,]\d)")                            # nor the integer part of a decimal
-_NOT_PHONE = re.compile(r"\d{1,3}(?:\.\d{3}){2,}|\d{1,2}[.:]\d{2}-\d{1,2}[.:]\d{2}")   # 1.234.567, 10.30-12.30
+# 1.234.567, 10.30-12.30: thousands and time ranges
+_NOT_PHONE = re.compile(r"\d{1,3}(?:\.\d{3}){2,}|\d{1,2}[.:]\d{2}-\d{1,2}[.:]\d{2}")
 
 
 def _valid_prefix(candidate: str, ok, placeholder: str) -> str:
@@ -94,10 +96,6 @@ def _valid_prefix(candidate: str, ok, placeholder: str) -> str:
         if ok(candidate[:cut]):
             return placeholder + candidate[cut:]
     return candidate
-
-
-def _iban_ok(candidate: str) -> bool:
-    return _stdnum_iban.is_valid(candidate)
 
 
 def _card_ok(candidate: str) -> bool:
@@ -124,7 +122,7 @@ def _sub_email(text: str) -> str:
 
 
 def _sub_iban(text: str) -> str:
-    return _IBAN.sub(lambda m: _valid_prefix(m.group(), _iban_ok, "[IBAN]"), text)
+    return _IBAN.sub(lambda m: _valid_prefix(m.group(), _stdnum_iban.is_valid, "[IBAN]"), text)
 
 
 def _sub_codice_fiscale(text: str) -> str:
@@ -132,7 +130,8 @@ def _sub_codice_fiscale(text: str) -> str:
 
 
 def _sub_partita_iva(text: str) -> str:
-    return _PARTITA_IVA.sub(lambda m: "[TAX_ID]" if _stdnum_iva.is_valid(m.group()[-11:]) else m.group(), text)
+    return _PARTITA_IVA.sub(lambda m: "[TAX_ID]" if _stdnum_iva.is_valid(m.group()[-11:]) else m.group(),
+                            text)
 
 
 def _sub_card(text: str) -> str:
@@ -232,7 +231,8 @@ def _candidates(cp: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, ...]:
     d6 = _after_letters(cp, dpos[dpos + 2 < len(cp)], 6)     # a codice fiscale's 7th character is
     d6 = _word_start(cp, d6[_is_letter(cp[d6 + 2])], 6)       # a digit, its 9th a letter
     return (texts_at(starts, at), texts_at(starts, d2), texts_at(starts, d6),
-            _digit_runs(dpos, starts, 1, 11), _digit_runs(dpos, starts, 2, 13), _digit_runs(dpos, starts, 3, 8))
+            _digit_runs(dpos, starts, 1, 11), _digit_runs(dpos, starts, 2, 13),
+            _digit_runs(dpos, starts, 3, 8))
 
 
 def _mask_many(texts: list[str]) -> list[str]:

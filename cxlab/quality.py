@@ -117,7 +117,8 @@ def _identifies(column: str) -> bool:
     """Whether a column holds identifiers (canonical ids, or a name such as ``email``, ``crm_id``)."""
     name = re.sub(r"[\s.\-]+|(?<=[a-z])(?=[A-Z])", "_", column.strip()).lower()   # customerEmail too
     return (column in _ID_COLUMNS or name in _PERSONAL_NAMES
-            or not _PERSONAL_WORDS.isdisjoint(name.split("_")) or any(p in name for p in _PERSONAL_PARTS))
+            or not _PERSONAL_WORDS.isdisjoint(name.split("_"))
+            or any(part in name for part in _PERSONAL_PARTS))
 
 
 def _redact(column: str, value: str, *, key: bytes | None, width: int = 48) -> str:

@@ -143,9 +143,9 @@ class Workspace:
         """
         key = privacy.read_secret(self._raw)
         if key is None:
-            raise WorkspaceError(f"workspace {self.path} was made by an earlier cxlab and has no pseudonym "
-                                 f"key yet: open it once for writing (cxlab.connect({str(self.path)!r})) "
-                                 "to add one")
+            raise WorkspaceError(f"workspace {self.path} was made by an earlier cxlab and has no "
+                                 f"pseudonym key yet: open it once for writing "
+                                 f"(cxlab.connect({str(self.path)!r})) to add one")
         return key
 
     def counts(self) -> dict[str, int]:

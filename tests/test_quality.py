@@ -242,7 +242,8 @@ CRM_EVENTS = ("customer_id,ts,touchpoint,channel,crm_note,email,telefono,nome,co
               "customerEmail,segment\n") + "".join(
     f"C{i:07d},2026-03-0{i}T10:00:00Z,home_page,web,"
     f"\"scrive da mario{i}@example.it, cell 347 123 456{i}, cf RSSMRA85T10A562S\","
-    f"anna{i}@example.it,+39 06 1234 567{i},Anna Verdi {i},VRDNNA90A41H501{'UVWXYZ'[i]},34712345{i}{i},b{i}@example.it,gold\n"
+    f"anna{i}@example.it,+39 06 1234 567{i},Anna Verdi {i},VRDNNA90A41H501{'UVWXYZ'[i]},34712345{i}{i},"
+    f"b{i}@example.it,gold\n"
     for i in range(1, 6))
 
 
