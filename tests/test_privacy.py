@@ -141,6 +141,10 @@ def test_pseudonyms_are_keyed_per_workspace_and_stable_in_it(tmp_path):
     assert len(key_a) == 32 and key_a != key_b
     with cxlab.connect(tmp_path / "a.duckdb", read_only=True) as again:
         assert again.pseudonym_key() == key_a                   # read-only opens read the same key
+    with cxlab.connect(tmp_path / "a.duckdb") as a:
+        exported = a.export_parquet(tmp_path / "parquet")
+    for f in exported.values():                                  # the key stays in the workspace
+        assert key_a not in f.read_bytes() and key_a.hex().encode() not in f.read_bytes()
     p = pseudonym("C0000001", key=key_a)
     assert p.startswith("id:") and len(p) == 11
     assert p == pseudonym("C0000001", key=key_a) != pseudonym("C0000001", key=key_b)
