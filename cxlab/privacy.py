@@ -213,9 +213,8 @@ def _digit_runs(pos: np.ndarray, starts: np.ndarray, gap: int, least: int) -> np
 def _candidates(cp: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, ...]:
     """For each stage of ``_STAGES``, the texts that could hold a match: an ``@`` after a
     character of an address (e-mail); two letters and two digits at the start of a word
-    (IBAN); six letters, a digit, any character and a letter there (codice fiscale); 11
-    digits in a row (partita IVA);
-    13 or more digits (card); 8 or more (phone)."""
+    (IBAN); there, six letters, a digit, any character and a letter (codice fiscale); 11
+    digits in a row (partita IVA); 13 or more digits (card); 8 or more (phone)."""
     digit = (cp >= 48) & (cp <= 57)
     other = np.flatnonzero(cp > 127)
     if len(other):    # \d also matches other scripts' decimal digits
@@ -228,8 +227,9 @@ def _candidates(cp: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, ...]:
     before = cp[at - 1]
     at = at[_is_letter(before) | ((before >= 48) & (before <= 57)) | (before > 127)
             | np.isin(before, [ord(c) for c in "._%+-"])]
-    d6 = _after_letters(cp, dpos[dpos + 2 < len(cp)], 6)     # a codice fiscale's 7th character is
-    d6 = _word_start(cp, d6[_is_letter(cp[d6 + 2])], 6)       # a digit, its 9th a letter
+    # a codice fiscale's 7th character is a digit, its 9th a letter
+    d6 = _after_letters(cp, dpos[dpos + 2 < len(cp)], 6)
+    d6 = _word_start(cp, d6[_is_letter(cp[d6 + 2])], 6)
     return (texts_at(starts, at), texts_at(starts, d2), texts_at(starts, d6),
             _digit_runs(dpos, starts, 1, 11), _digit_runs(dpos, starts, 2, 13),
             _digit_runs(dpos, starts, 3, 8))
