@@ -180,9 +180,9 @@ def test_list_path_equals_single_texts_on_glued_fragments():
 
     # fragments glued without spaces, so that matches meet word and digit boundaries
     pieces = ["RSSMRA85T10A562S", "rssmra8rtlmaqsnz", "00743110157", "IT", "it60x0542811101000000123456",
-              "IT60-X054-2811-1010-0000-0123-456", "4111.1111.1111.1111", "02/1234567", "andrè.rossi@università.it",
-              "@", "è", "_", "-", ".", "/", " ", "(", ")", "+", "39", "347", "123", "4567", "02", "12", "2026",
-              "be71 0961 2345 6769", "ciao", "A", "x", "٣٤٧", "0", ","]
+              "IT60-X054-2811-1010-0000-0123-456", "4111.1111.1111.1111", "02/1234567",
+              "andrè.rossi@università.it", "@", "è", "_", "-", ".", "/", " ", "(", ")", "+", "39", "347",
+              "123", "4567", "02", "12", "2026", "be71 0961 2345 6769", "ciao", "A", "x", "٣٤٧", "0", ","]
     rng = np.random.default_rng(5)
     texts = ["".join(rng.choice(pieces, size=rng.integers(1, 10))) for _ in range(6000)]
     assert mask_pii(texts) == [_mask_one(t) for t in texts]
