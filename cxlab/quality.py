@@ -19,7 +19,7 @@ Examples
 """
 from __future__ import annotations
 
-import hashlib
+import re
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ import pandas as pd
 from .exceptions import did_you_mean
 from .io import SCALES
 from .journey import JourneyMap
-from .privacy import mask_pii
+from .privacy import mask_pii, pseudonym
 
 #: the label of touchpoints that are in the data but not in the journey map
 UNMAPPED = "not in map"
@@ -101,16 +101,32 @@ def moment_palette(journey=None) -> dict[str, str]:
 
 
 _ID_COLUMNS = ("customer_id", "session_id", "feedback_id")
-_TEXT_COLUMNS = ("text",)
+# property columns that identify a person: a name word (split at _ - . spaces and case
+# changes) or a whole name below; their examples are pseudonyms, never values
+_PERSONAL_WORDS = frozenset({
+    "id", "email", "mail", "phone", "telefono", "tel", "cell", "cellulare", "mobile", "cf",
+    "fiscale", "codicefiscale", "piva", "iva", "vat", "iban", "nome", "cognome", "surname",
+    "firstname", "lastname", "fullname", "address", "indirizzo", "user", "username", "login"})
+_PERSONAL_NAMES = frozenset({"name", "first_name", "last_name", "full_name", "customer_name", "e_mail"})
+# ... or a part of one (a pull lowercases customerEmail to customeremail)
+_PERSONAL_PARTS = ("email", "phone", "telefono", "cellulare", "fiscale", "cognome", "surname", "username",
+                   "indirizzo", "address")
 
 
-def _redact(column: str, value: str, *, width: int = 48) -> str:
-    """Example values fit for a report: ids pseudonymised, verbatims masked and shortened."""
-    if column in _ID_COLUMNS:
-        return "id:" + hashlib.sha256(value.encode()).hexdigest()[:8]
-    if column in _TEXT_COLUMNS:
-        value = mask_pii(value)
-    value = " ".join(value.split())
+def _identifies(column: str) -> bool:
+    """Whether a column holds identifiers (canonical ids, or a name such as ``email``, ``crm_id``)."""
+    name = re.sub(r"[\s.\-]+|(?<=[a-z])(?=[A-Z])", "_", column.strip()).lower()   # customerEmail too
+    return (column in _ID_COLUMNS or name in _PERSONAL_NAMES
+            or not _PERSONAL_WORDS.isdisjoint(name.split("_"))
+            or any(part in name for part in _PERSONAL_PARTS))
+
+
+def _redact(column: str, value: str, *, key: bytes | None, width: int = 48) -> str:
+    """Example values fit for a report: identifiers pseudonymised (keyed), everything else
+    masked (:func:`cxlab.privacy.mask_pii`) and shortened."""
+    if _identifies(column):
+        return pseudonym(value, key=key)
+    value = " ".join(mask_pii(value).split())
     return value if len(value) <= width else value[: width - 1] + "…"
 
 
@@ -220,7 +236,7 @@ def quality_summary(ws, *, journey=None) -> pd.DataFrame:
     return out
 
 
-def column_profile(table) -> pd.DataFrame:
+def column_profile(table, *, key: bytes | None = None) -> pd.DataFrame:
     """Per column of a table: type, completeness, cardinality and an example value.
 
     All counts come from a single aggregation in the engine.
@@ -229,6 +245,10 @@ def column_profile(table) -> pd.DataFrame:
     ----------
     table : ibis.Table or pandas.DataFrame
         E.g. ``ws.events()`` or ``ws.feedback()``.
+    key : bytes, optional
+        The workspace's pseudonym key (``ws.pseudonym_key()``), so an identifier has the
+        same pseudonym as in the workspace's other reports; without it, a key drawn for
+        this Python process.
 
     Returns
     -------
@@ -241,9 +261,13 @@ def column_profile(table) -> pd.DataFrame:
         - ``null_share``: share of rows without a value (0 when the table is empty).
         - ``distinct``: distinct non-null values.
         - ``example``: one non-null value, as text (missing when the column is empty).
-          Identifiers (``customer_id``, ``session_id``, ``feedback_id``) are shown as a
-          pseudonym (``id:`` + 8 hex digits of their sha256); ``text`` with e-mails,
-          IBANs and long numbers masked; long values shortened.
+          Identifiers (``customer_id``, ``session_id``, ``feedback_id`` and property
+          columns named like an id, an e-mail, a phone, a tax code or a person's name:
+          ``crm_id``, ``email``, ``telefono``, ``codice_fiscale``, ``nome``...) are shown
+          as a keyed pseudonym (:func:`cxlab.privacy.pseudonym`: ``id:`` + 8 hex digits
+          of an HMAC-SHA256); every other value that is not a time or a float, in any
+          column, with personal data masked (:func:`cxlab.privacy.mask_pii`); long values
+          shortened.
     """
     t = _ibis_table(table)
     schema = t.schema()
@@ -269,7 +293,7 @@ def column_profile(table) -> pd.DataFrame:
         elif dtype.is_floating():
             example = f"{float(ex):g}"
         else:
-            example = _redact(name, str(ex))
+            example = _redact(name, str(ex), key=key)
         rows.append({"column": name, "type": str(dtype), "non_null": non_null,
                      "null_share": (n - non_null) / n if n else 0.0,
                      "distinct": _as_int(got[f"d{i}"]), "example": example})

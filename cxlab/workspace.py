@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import _lock
+from . import _lock, privacy
 from . import io as cio
 from .exceptions import (ExportError, JourneyMapError, SourceChangedError, WorkspaceError,
                          WorkspaceLockedError)
@@ -144,6 +144,7 @@ class Workspace:
         for c, t in _MANIFEST_COLUMNS:  # a manifest written by an earlier cxlab
             if c not in have:
                 self._raw.execute(f"ALTER TABLE {MANIFEST} ADD COLUMN {c} {t}")
+        privacy.ensure_secret(self._raw)   # the pseudonym key; an older file gets one here
 
     def _columns(self, table: str) -> dict[str, str]:
         rows = self._raw.execute(f"DESCRIBE {table}").fetchall()
@@ -165,6 +166,24 @@ class Workspace:
     def loads(self) -> pd.DataFrame:
         """The manifest: one row per pull (source, sha256, kind, format, rows, status, times)."""
         return self._raw.execute(f"SELECT * FROM {MANIFEST} ORDER BY load_id").df()
+
+    def pseudonym_key(self) -> bytes:
+        """The secret key of this workspace's pseudonyms (:func:`cxlab.privacy.pseudonym`).
+
+        Drawn once (32 random bytes) when the workspace is created or first opened for
+        writing, kept in the workspace file only: never show, log or export it.
+
+        Raises
+        ------
+        cxlab.exceptions.WorkspaceError
+            A file made by an earlier cxlab, opened read-only, has no key yet.
+        """
+        key = privacy.read_secret(self._raw)
+        if key is None:
+            raise WorkspaceError(f"workspace {self.path} was made by an earlier cxlab and has no "
+                                 f"pseudonym key yet: open it once for writing "
+                                 f"(cxlab.connect({str(self.path)!r})) to add one")
+        return key
 
     def counts(self) -> dict[str, int]:
         return {k: int(self._raw.execute(f"SELECT count(*) FROM {k}").fetchall()[0][0])

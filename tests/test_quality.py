@@ -236,3 +236,35 @@ def test_short_duration_reads_like_a_person_would_say_it():
     assert short_duration(pd.Timedelta("5min 43.6s")) == "5m 44s"
     assert short_duration(pd.Timedelta("44s")) == "44s"
     assert short_duration(pd.NaT) == ""
+
+
+CRM_EVENTS = ("customer_id,ts,touchpoint,channel,crm_note,email,telefono,nome,codice_fiscale,cellulare,"
+              "customerEmail,segment\n") + "".join(
+    f"C{i:07d},2026-03-0{i}T10:00:00Z,home_page,web,"
+    f"\"scrive da mario{i}@example.it, cell 347 123 456{i}, cf RSSMRA85T10A562S\","
+    f"anna{i}@example.it,+39 06 1234 567{i},Anna Verdi {i},VRDNNA90A41H501{'UVWXYZ'[i]},34712345{i}{i},"
+    f"b{i}@example.it,gold\n"
+    for i in range(1, 6))
+
+
+def test_column_profile_never_shows_personal_data_of_property_columns(tmp_path):
+    from cxlab.privacy import pseudonym
+
+    (tmp_path / "crm.csv").write_text(CRM_EVENTS, encoding="utf-8")
+    with cxlab.connect(tmp_path / "crm.duckdb") as w:
+        w.pull(tmp_path / "crm.csv", kind="events")
+        key = w.pseudonym_key()
+        prof = quality.column_profile(w.events(), key=key).set_index("column")["example"]
+        ids = w.events().customer_id.execute().tolist()
+    shown = " ".join(prof.dropna())
+    for raw in ("@example.it", "347 123", "RSSMRA85T10A562S", "1234 567", "Anna", "VRDNNA", "3471234"):
+        assert raw not in shown, raw
+    assert "[EMAIL]" in prof["crm_note"] and "[PHONE]" in prof["crm_note"] and "[TAX_ID]" in prof["crm_note"]
+    # columns that are identifiers show a keyed pseudonym, never a value
+    for col in ("customer_id", "email", "telefono", "nome", "codice_fiscale", "cellulare", "customeremail"):
+        assert prof[col].startswith("id:") and len(prof[col]) == 11, col
+    assert prof["customer_id"] in {pseudonym(c, key=key) for c in ids}
+    assert prof["segment"] == "gold" and prof["touchpoint"] == "home_page"     # ordinary values stay readable
+    # a frame with the export's own names: customerEmail is an e-mail column too
+    frame = pd.DataFrame({"customerEmail": ["x@example.it"], "Codice Fiscale": ["RSSMRA85T10A562S"]})
+    assert quality.column_profile(frame, key=key)["example"].str.startswith("id:").all()

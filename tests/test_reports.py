@@ -151,3 +151,23 @@ def test_failing_notebook_keeps_the_earlier_report(pulled):
     after = {p.name: p.read_bytes() for p in run.html.parent.iterdir() if p.name != failed.name}
     assert after == before  # the earlier HTML, notebook and metrics are byte-identical
     assert sorted(p.name for p in (d / "reports").iterdir()) == [".lock", DAY, "index.html"]
+
+
+@pytest.mark.notebooks
+def test_report_shows_keyed_pseudonyms_and_never_the_key(pulled):
+    import base64
+    import hashlib
+
+    from cxlab.privacy import pseudonym
+
+    d, run = pulled
+    with cxlab.connect(d / "ws.duckdb", read_only=True) as ws:
+        key = ws.pseudonym_key()
+    written = "\n".join(p.read_text(encoding="utf-8") for p in (run.html, run.notebook, run.metrics))
+    for form in (key.hex(), key.hex().upper(), base64.b64encode(key).decode(), repr(key)[2:-1]):
+        assert form not in written
+    customers, feedback = ("c1", "c2", "c3"), ("f1", "f2", "f3")
+    assert any(pseudonym(c, key=key) in written for c in customers)
+    assert any(pseudonym(f, key=key) in written for f in feedback)
+    for value in customers + feedback:                 # no unsalted pseudonym
+        assert "id:" + hashlib.sha256(value.encode()).hexdigest()[:8] not in written

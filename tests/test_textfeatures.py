@@ -122,7 +122,11 @@ def test_masking_many_texts_equals_one_at_a_time():
     pieces = ["scrivetemi a mario.rossi@example.it", "@user ciao", "IT60 X054 2811 1010 0000 0123 456",
               "GB82 WEST 1234 5698 7654 32", "carta 4111 1111 1111 1111", "4111-1111-1111-1112",
               "+39 347 123 4567", "(02) 1234 5678", "ordine 12345678", "taglia 42, 3 pezzi", "0039 06 1234567",
-              "nessun numero", "mail: a@b", "٣٤٧١٢٣٤٥٦٧٨", "codice AB12"]
+              "nessun numero", "mail: a@b", "٣٤٧١٢٣٤٥٦٧٨", "codice AB12",
+              "RSSMRA85T10A562S", "rssmra85t10a562s", "P.IVA 00743110157", "IT00743110157",
+              "it60x0542811101000000123456", "IT60-X054-2811-1010-0000-0123-456", "4111.1111.1111.1111",
+              "02/1234567", "andrè.rossi@università.it", "il 02/12/2026", "12.03.2026 10.30", "€ 1.234,56",
+              "ORD-30012345", "be71 0961 2345 6769 ciao", "RSSMRA8RTLMAQSNZ"]
     texts = [" ".join(rng.choice(pieces, size=rng.integers(1, 4))) for _ in range(400)] + ["", "a\x1fb 347 123 4567"]
     assert mask_pii(texts) == [_mask_one(t) for t in texts]
     assert sum(m != t for m, t in zip(mask_pii(texts), texts)) > 100
