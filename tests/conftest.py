@@ -64,6 +64,15 @@ def events_csv(tmp_path) -> Path:
     return p
 
 
+@pytest.fixture
+def ws_file(tmp_path, events_csv):
+    """A workspace file with the tiny events export pulled (closed again)."""
+    path = tmp_path / "ws.duckdb"
+    with cxlab.connect(path) as w:
+        w.pull(events_csv)
+    return path
+
+
 @pytest.fixture(scope="session")
 def spark():
     pytest.importorskip("pyspark")

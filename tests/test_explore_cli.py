@@ -14,15 +14,6 @@ import sys
 
 import pytest
 
-import cxlab
-
-
-@pytest.fixture
-def ws_file(tmp_path, events_csv):
-    path = tmp_path / "ws.duckdb"
-    with cxlab.connect(path) as w:
-        w.pull(events_csv)
-    return path
 
 
 def explore(*args, cwd):

@@ -175,14 +175,6 @@ def holding(path, how: str, seconds: float = 60):
         proc.wait()
 
 
-@pytest.fixture
-def ws_file(tmp_path, events_csv):
-    path = tmp_path / "ws.duckdb"
-    with cxlab.connect(path) as w:
-        w.pull(events_csv)
-    return path
-
-
 def test_a_reader_holding_the_workspace_is_named_as_a_reader(ws_file):
     with holding(ws_file, "read") as proc, pytest.raises(WorkspaceLockedError) as err:
         cxlab.connect(ws_file)
