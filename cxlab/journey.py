@@ -7,6 +7,7 @@ inactivity gap that splits sessions.
 """
 from __future__ import annotations
 
+import math
 import re
 import reprlib
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ import yaml
 from .exceptions import JourneyMapError, did_you_mean
 
 PHASES = ("before", "during", "after")
-_KEYS = ("name", "moments", "funnel", "conversion", "conversion_window", "session_gap", "roles")
+_KEYS = ("name", "moments", "funnel", "conversion", "conversion_window", "session_gap", "roles",
+         "exposures", "costs", "currency", "labels")
 #: optional ``roles:``: which touchpoints play a part the KPIs need (cxlab.kpis)
 ROLES = ("care_contact", "care_reply", "care_resolution", "upgrade")
 _MOMENT_KEYS = ("id", "label", "phase", "touchpoints")
@@ -80,6 +82,24 @@ def _require_str(value, *, key: str, what: str = "a name") -> str:
         got = "an empty string" if value == "" else f"{type(value).__name__} {_show(value)}"
         raise JourneyMapError(key, f"must be {what} (a string); got {got}")
     return value
+
+
+def _cost(value, *, key: str) -> float:
+    """A cost: a finite number >= 0 (booleans and text refused)."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value < 0):
+        raise JourneyMapError(key, f"must be a cost, a number >= 0; got {type(value).__name__} "
+                                   f"{_show(value)}")
+    return float(value)
+
+
+def _currency(value) -> str:
+    """An ISO 4217 code: three upper-case letters (``EUR``, ``USD``)."""
+    code = _require_str(value, key="currency", what="an ISO 4217 code such as 'EUR'")
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise JourneyMapError("currency", f"{_show(code)} is not an ISO 4217 code (three capital letters, "
+                                          "e.g. 'EUR', 'USD')")
+    return code
 
 
 def parse_duration(value, *, key: str) -> pd.Timedelta:
@@ -193,6 +213,15 @@ class JourneyMap:
     conversion_window: pd.Timedelta
     session_gap: pd.Timedelta
     role_map: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: touchpoints a drop-off report examines as exposures (``exposures:``); empty: the
+    #: report chooses (the touchpoints outside the funnel in the moments up to conversion)
+    exposures: tuple[str, ...] = ()
+    #: cost of serving one contact at a touchpoint (``costs:``), in :attr:`currency`
+    cost_map: tuple[tuple[str, float], ...] = ()
+    #: ISO 4217 code of the costs and values (``currency:``, e.g. ``EUR``); None when not given
+    currency: str | None = None
+    #: business label of a touchpoint for reports (``labels:``); others show their name
+    label_map: tuple[tuple[str, str], ...] = ()
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -263,9 +292,43 @@ class JourneyMap:
         gap = parse_duration(data.get("session_gap", "30min"), key="session_gap")
         roles = cls._parse_roles(data.get("roles"), owner)
         name = _require_str(data["name"], key="name") if "name" in data else source
+        exposures = cls._parse_exposures(data.get("exposures"), owner)
+        costs = cls._parse_touchpoint_mapping(data.get("costs"), owner, key="costs", parse=_cost)
+        labels = cls._parse_touchpoint_mapping(data.get("labels"), owner, key="labels",
+                                               parse=lambda v, key: _require_str(v, key=key, what="a label"))
+        currency = _currency(data["currency"]) if data.get("currency") is not None else None
         return cls(name=name, moments=moments, funnel=tuple(funnel),
                    conversion=conversion, conversion_window=window, session_gap=gap,
-                   role_map=roles)
+                   role_map=roles, exposures=exposures, cost_map=costs, currency=currency,
+                   label_map=labels)
+
+    @staticmethod
+    def _parse_exposures(raw, owner) -> tuple[str, ...]:
+        if raw is None:
+            return ()
+        tps = _require_names(raw, key="exposures", what="a non-empty list of touchpoints")
+        for i, tp in enumerate(tps):
+            if tp not in owner:
+                raise JourneyMapError(f"exposures[{i}]", f"{tp!r} is not a touchpoint of any moment"
+                                      + did_you_mean(tp, owner))
+        if len(set(tps)) != len(tps):
+            raise JourneyMapError("exposures", "lists a touchpoint twice")
+        return tuple(tps)
+
+    @staticmethod
+    def _parse_touchpoint_mapping(raw, owner, *, key: str, parse) -> tuple:
+        """``key:`` as a mapping touchpoint -> value, each touchpoint in the map."""
+        if raw is None:
+            return ()
+        if not isinstance(raw, dict) or not raw:
+            raise JourneyMapError(key, f"must be a non-empty mapping touchpoint -> value; got {_show(raw)}")
+        out = []
+        for tp, value in raw.items():
+            if not isinstance(tp, str) or tp not in owner:
+                raise JourneyMapError(f"{key}.{tp}", f"{_show(tp)} is not a touchpoint of any moment"
+                                      + did_you_mean(str(tp), owner))
+            out.append((tp, parse(value, key=f"{key}.{tp}")))
+        return tuple(out)
 
     @staticmethod
     def _parse_roles(raw, owner) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -371,7 +434,20 @@ class JourneyMap:
             "conversion_window": _format_duration(self.conversion_window),
             "session_gap": _format_duration(self.session_gap),
             **({"roles": {r: list(tps) for r, tps in self.role_map}} if self.role_map else {}),
+            **({"exposures": list(self.exposures)} if self.exposures else {}),
+            **({"costs": dict(self.cost_map)} if self.cost_map else {}),
+            **({"currency": self.currency} if self.currency else {}),
+            **({"labels": dict(self.label_map)} if self.label_map else {}),
         }
+
+    @property
+    def costs(self) -> dict[str, float]:
+        """Cost of serving one contact per touchpoint (``costs:``; empty when not given)."""
+        return dict(self.cost_map)
+
+    def label(self, touchpoint: str) -> str:
+        """The business label of ``touchpoint`` (``labels:``), else its name."""
+        return dict(self.label_map).get(touchpoint, touchpoint)
 
     def to_yaml(self, path=None) -> str:
         text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)

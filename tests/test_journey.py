@@ -34,6 +34,19 @@ def test_yaml_round_trip(tmp_path):
     assert frame.loc[frame.touchpoint == "purchase", "funnel_step"].item() == 4
 
 
+def test_report_keys_exposures_costs_currency_labels():
+    jm = JourneyMap.from_dict(_map(exposures=["registration_form"], costs={"sales_call": 4.5},
+                                   currency="CHF", labels={"checkout": "Cassa"}))
+    assert jm.exposures == ("registration_form",)
+    assert jm.costs == {"sales_call": 4.5}
+    assert jm.currency == "CHF"
+    assert jm.label("checkout") == "Cassa" and jm.label("purchase") == "purchase"
+    bare = {k: v for k, v in _map().items() if k not in ("exposures", "costs", "currency", "labels")}
+    plain = JourneyMap.from_dict(bare)
+    assert plain.exposures == () and plain.costs == {} and plain.currency is None
+    assert plain.label("checkout") == "checkout"
+
+
 def _map(**changes):
     d = JourneyMap.default().to_dict()
     d.update(changes)
@@ -49,6 +62,18 @@ def _map(**changes):
     (dict(session_gap="30 parsecs"), "session_gap", "not a duration"),
     (dict(funnel=["home_page"]), "funnel", "at least two"),
     (dict(funnels=["a"]), "funnels", "did you mean 'funnel'"),
+    (dict(exposures=["popup_shwn"]), "exposures[0]", "did you mean 'popup_shown'"),
+    (dict(exposures="popup_shown"), "exposures", "list"),
+    (dict(exposures=["popup_shown", "popup_shown"]), "exposures", "twice"),
+    (dict(costs={"support_contact": -1}), "costs.support_contact", "number >= 0"),
+    (dict(costs={"support_contact": "6 EUR"}), "costs.support_contact", "number >= 0"),
+    (dict(costs={"support_contact": True}), "costs.support_contact", "number >= 0"),
+    (dict(costs={"suport_contact": 6}), "costs.suport_contact", "did you mean 'support_contact'"),
+    (dict(costs=[6]), "costs", "mapping"),
+    (dict(currency="euro"), "currency", "ISO 4217"),
+    (dict(currency=["EUR"]), "currency", "a string"),
+    (dict(labels={"checkout": ["Cassa"]}), "labels.checkout", "a label"),
+    (dict(labels={"chekout": "Cassa"}), "labels.chekout", "did you mean 'checkout'"),
 ])
 def test_invalid_maps_name_the_key(changes, key, text):
     with pytest.raises(JourneyMapError) as err:
