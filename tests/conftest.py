@@ -6,6 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import cxlab
@@ -82,3 +83,87 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+# --------------------------------------------------------------------------- another journey
+#: the demo's touchpoints renamed to an Italian subscription journey: a face that names a
+#: touchpoint, scale or cost of the default map fails on it
+OWN_TOUCHPOINTS = {
+    "search": "ricerca_google", "ad_click": "annuncio_social", "social_post_view": "post_instagram",
+    "review_read": "recensioni_lette", "newsletter_open": "newsletter_aperta",
+    "home_page": "pagina_offerta", "popup_shown": "banner_cookie", "product_page": "scheda_piano",
+    "add_to_cart": "scelta_piano", "registration_form": "modulo_dati", "checkout": "pagamento",
+    "purchase": "abbonamento_attivo", "store_visit": "visita_negozio", "sales_call": "chiamata_vendite",
+    "order_confirmation": "email_benvenuto", "delivery": "attivazione_sim", "product_use": "uso_servizio",
+    "support_contact": "richiesta_assistenza", "support_reply": "risposta_assistenza",
+    "return_request": "disdetta", "upgrade_offer": "offerta_upgrade", "review_written": "recensione_scritta",
+    "social_share": "condivisione_social", "survey_response": "risposta_sondaggio",
+}
+OWN_JOURNEY_YML = """\
+name: Abbonamento mobile
+moments:
+  - id: RICERCA
+    label: Ricerca (prima dell'acquisto)
+    phase: before
+    touchpoints: [ricerca_google, annuncio_social, post_instagram, recensioni_lette, newsletter_aperta]
+  - id: OFFERTA
+    label: Offerta e sottoscrizione
+    phase: during
+    touchpoints: [pagina_offerta, banner_cookie, scheda_piano, scelta_piano, modulo_dati, pagamento,
+                  abbonamento_attivo, visita_negozio, chiamata_vendite]
+  - id: SERVIZIO
+    label: Attivazione e servizio
+    phase: after
+    touchpoints: [email_benvenuto, attivazione_sim, uso_servizio, richiesta_assistenza,
+                  risposta_assistenza, disdetta, offerta_upgrade]
+  - id: PASSAPAROLA
+    label: Passaparola
+    phase: after
+    touchpoints: [recensione_scritta, condivisione_social, risposta_sondaggio]
+funnel: [pagina_offerta, scheda_piano, scelta_piano, pagamento, abbonamento_attivo]
+conversion: abbonamento_attivo
+conversion_window: 10D
+session_gap: 45min
+roles:
+  care_contact: [richiesta_assistenza]
+  care_reply: [risposta_assistenza]
+currency: CHF
+costs:
+  richiesta_assistenza: 9
+  risposta_assistenza: 3
+  visita_negozio: 12
+labels:
+  pagina_offerta: Pagina dell'offerta
+  banner_cookie: Banner dei cookie
+  scheda_piano: Scheda del piano
+  scelta_piano: Scelta del piano
+  modulo_dati: Modulo dei dati personali
+  pagamento: Pagamento
+  abbonamento_attivo: Abbonamento attivo
+"""
+
+
+@pytest.fixture(scope="session")
+def own_journey(tmp_path_factory):
+    """A journey of our own making: the simulator's journeys under other touchpoint names
+    (:data:`OWN_TOUCHPOINTS`), a map with Italian labels, costs in CHF and a 10-day window,
+    and a survey export with NPS answers only (no stars, no scale column: ``scale=nps``).
+
+    Returns a dict: ``dir``, ``events`` (CSV), ``survey`` (CSV: respondent, data, voto,
+    commento, pagina), ``journey`` (YAML path), ``sim`` (the simulation, demo names)."""
+    from cxlab.datasets import simulate_journeys
+
+    out = tmp_path_factory.mktemp("own_journey")
+    sim = simulate_journeys(3000, seed=11, italian_share=0.8)
+    ev = sim.events.assign(touchpoint=sim.events["touchpoint"].map(OWN_TOUCHPOINTS))
+    assert ev["touchpoint"].notna().all(), "OWN_TOUCHPOINTS misses a simulated touchpoint"
+    ev = ev.assign(ts=ev["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    ev.drop(columns=["session_id"]).to_csv(out / "eventi.csv", index=False)
+    fb = sim.feedback[sim.feedback["scale"] == "nps"]
+    survey = pd.DataFrame({"respondent": fb["customer_id"], "data": fb["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                           "voto": fb["score"].astype(int), "commento": fb["text"],
+                           "pagina": fb["touchpoint"].map(OWN_TOUCHPOINTS), "lingua": fb["language"]})
+    survey.to_csv(out / "sondaggio_nps.csv", index=False)
+    (out / "journey.yml").write_text(OWN_JOURNEY_YML, encoding="utf-8")
+    return {"dir": out, "events": out / "eventi.csv", "survey": out / "sondaggio_nps.csv",
+            "journey": out / "journey.yml", "sim": sim}
