@@ -120,10 +120,24 @@ def _start(notebook: Path, port: int, token: str, env: dict, config: Path, verbo
         env = dict(env, JUPYTER_PATH=os.pathsep.join(
             [str(SHARE), *filter(None, [env.get("JUPYTER_PATH")])]))  # where Voilà finds TEMPLATE
         return subprocess.Popen(cmd, env=env, cwd=str(notebook.parent), stdout=out,
-                                stderr=subprocess.STDOUT if out else None, start_new_session=True)
+                                stderr=subprocess.STDOUT if out else None, start_new_session=True,
+                                preexec_fn=_stop_with_parent)
     finally:
         if out is not None:
             out.close()
+
+
+def _stop_with_parent() -> None:
+    """In the child before Voilà starts: on Linux, ask the kernel to send it SIGTERM when the
+    process that started it dies, so a ``cxlab explore`` killed with SIGKILL (which it cannot
+    catch) leaves no Voilà serving. Elsewhere nothing is done."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
 
 
 def _jupyter_config_path() -> list[str]:

@@ -74,3 +74,29 @@ def test_sighup_and_ctrl_c_stop_voila(ws_file, tmp_path, signum):
         for c in children:  # were this to fail, leave nothing running
             with contextlib.suppress(psutil.Error):
                 c.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_sigkill_of_cxlab_explore_stops_voila_too(ws_file, tmp_path):
+    """SIGKILL cannot be caught: the kernel's parent-death signal stops Voilà instead."""
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-m", "cxlab.cli", "explore", "--workspace", str(ws_file)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    children = []
+    try:
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        assert "open: http://127.0.0.1:" in lines[1], lines
+        children = psutil.Process(proc.pid).children(recursive=True)
+        voila = [c for c in children if "voila" in c.cmdline()]
+        assert voila
+        proc.kill()
+        proc.wait(timeout=10)
+        _, alive = psutil.wait_procs(voila, timeout=30)
+        assert alive == [], "Voilà kept serving after cxlab explore was killed"
+    finally:
+        proc.kill()
+        for c in children:
+            with contextlib.suppress(psutil.Error):
+                c.kill()
