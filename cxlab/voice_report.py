@@ -407,7 +407,7 @@ def pain_point_headline(table: pd.DataFrame, journey: JourneyMap) -> str:
              f"({_short_moment(journey, top['moment'])}), score {top['score_mean']:.0f} of 100 against "
              f"{table.attrs['baseline_score']:.0f} for the rest of the journey")
         if pd.notna(top["dropoff_or"]):
-            s += f"; customers who meet it leave {top['dropoff_or']:.1f} times as often"
+            s += f"; customers who meet it have {top['dropoff_or']:.1f} times the odds of leaving"
         if pd.notna(top["value_at_risk"]) and _has_value(table):
             s += f", {format_money(top['value_at_risk'], cur)} at risk"
         return s + ".**"
@@ -417,8 +417,8 @@ def pain_point_headline(table: pd.DataFrame, journey: JourneyMap) -> str:
         risk = (f", {format_money(top['value_at_risk'], cur)} at risk" if _has_value(table)
                 else f", {top['customers_lost']:,.0f} customers lost")
         return (f"**No pain point in the customers' voice; {len(issues)} touchpoint(s) where customers leave "
-                f"significantly more often. First: {journey.label(top['touchpoint'])}, customers who meet it "
-                f"leave {top['dropoff_or']:.1f} times as often{risk}.**")
+                f"significantly more often. First: {journey.label(top['touchpoint'])}, where customers have "
+                f"{top['dropoff_or']:.1f} times the odds of leaving{risk}.**")
     return "**No touchpoint is significantly worse than the rest of the journey at this alpha.**"
 
 
