@@ -397,8 +397,25 @@ def pain_point_view(table: pd.DataFrame, journey: JourneyMap, *, voice: bool, be
     return out
 
 
+def _larger_behaviour_issue(table: pd.DataFrame, journey: JourneyMap, top) -> str:
+    """A second sentence when a behaviour-only issue puts more money (or customers) at risk
+    than the first pain point: it has no complaint in the voice but must not be missed."""
+    measure = "value_at_risk" if _has_value(table) else "customers_lost"
+    issues = table[table["flag"] == "behaviour"]
+    if issues.empty or not issues[measure].notna().any():
+        return ""
+    big = issues.loc[issues[measure].idxmax()]
+    if pd.notna(top[measure]) and big[measure] <= top[measure]:
+        return ""
+    amount = (format_money(big[measure], journey.currency) + " at risk" if measure == "value_at_risk"
+              else f"{big[measure]:,.0f} customers lost")
+    return (f" **More at stake where customers leave without complaining: {journey.label(big['touchpoint'])}, "
+            f"{big['dropoff_or']:.1f} times the odds of leaving, {amount}.**")
+
+
 def pain_point_headline(table: pd.DataFrame, journey: JourneyMap) -> str:
-    """One sentence: how many pain points (or behaviour issues) and the first, in labels."""
+    """How many pain points (or behaviour issues) and the first, in labels; a second sentence
+    when a behaviour-only issue puts more at risk than the first pain point."""
     cur = journey.currency
     pains = table[table["pain_point"]].sort_values("rank")
     if len(pains):
@@ -410,7 +427,7 @@ def pain_point_headline(table: pd.DataFrame, journey: JourneyMap) -> str:
             s += f"; customers who meet it have {top['dropoff_or']:.1f} times the odds of leaving"
         if pd.notna(top["value_at_risk"]) and _has_value(table):
             s += f", {format_money(top['value_at_risk'], cur)} at risk"
-        return s + ".**"
+        return s + ".**" + _larger_behaviour_issue(table, journey, top)
     issues = table[table["flag"] == "behaviour"].sort_values("value_at_risk", ascending=False)
     if len(issues):
         top = issues.iloc[0]

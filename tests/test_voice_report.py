@@ -112,3 +112,17 @@ def test_formats():
     view = vr.period_view(changes)
     assert view["period"].tolist() == ["2026-02", "2026-03"]
     assert view["verdict"].tolist() == ["within noise", "too few answers (< 30)"]
+
+
+def test_headline_names_a_larger_behaviour_issue():
+    jm = cxlab.JourneyMap.default()
+    table = pd.DataFrame({"touchpoint": ["registration_form", "popup_shown"], "moment": ["FMOT", "FMOT"],
+                          "rank": [1, 2], "pain_point": [True, False], "flag": ["voice and behaviour", "behaviour"],
+                          "score_mean": [33.0, float("nan")], "dropoff_or": [2.5, 2.6],
+                          "value_at_risk": [7_943.0, 32_967.4], "customers_lost": [111.0, 460.0]})
+    table.attrs.update(baseline_score=68.0, value_per_customer=71.6)
+    text = vr.pain_point_headline(table, jm)
+    assert text.startswith("**1 pain point(s). First: Registration form (First moment of truth)")
+    assert "EUR 7,943 at risk" in text and "Home-page pop-up, 2.6 times the odds of leaving, EUR 32,967" in text
+    table.loc[1, "value_at_risk"] = 100.0
+    assert "More at stake" not in vr.pain_point_headline(table, jm)
