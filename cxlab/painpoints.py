@@ -24,8 +24,9 @@ sentiment (text)
     :class:`cxlab.sentiment.SentimentModel` with word features, fitted on this feedback's
     own scores); reads the voice of text-only feedback too.
 drop-off (behaviour)
-    For touchpoints outside the funnel seen before conversion (ZMOT/FMOT touchpoints such as
-    a pop-up or a registration form): the odds ratio of leaving the funnel once the
+    For touchpoints outside the funnel seen before conversion (those of the moments whose
+    phase is ``before`` or ``during``, e.g. ZMOT/FMOT touchpoints such as a pop-up or a
+    registration form): the odds ratio of leaving the funnel once the
     touchpoint has been seen, from one :class:`cxlab.dropoff.DropoffModel` with every such
     touchpoint as an exposure, the channel as covariate and one baseline per step, so each
     odds ratio is adjusted for the others and for where in the funnel it was seen
@@ -249,7 +250,7 @@ def _behaviour(rows: pd.DataFrame, t, jm: JourneyMap, alpha, window):
     tps = list(jm.touchpoints)
     steps = list(jm.funnel)
     conv = jm.conversion
-    candidates = [x for x in tps if x not in steps and x != conv and jm.moment_of(x) in ("ZMOT", "FMOT")
+    candidates = [x for x in tps if x not in steps and x != conv and jm.phase_of(x) in ("before", "during")
                   and rows.loc[rows.touchpoint == x, "reached"].iloc[0] > 0]
     rows["dropoff_or"] = rows["dropoff_ci_low"] = rows["dropoff_ci_high"] = rows["dropoff_p"] = np.nan
     rows["dropoff_step"] = None

@@ -188,3 +188,20 @@ def test_normalised_score_takes_one_scale_for_all_scores():
     np.testing.assert_allclose(normalised_score([1, 3, 5], "stars"), [0, 50, 100])
     np.testing.assert_allclose(normalised_score([0, 9], ["nps", "nps"]), [0, 90])
     assert np.isnan(normalised_score([4], "thumbs")[0])
+
+
+def test_behaviour_is_measured_on_a_map_with_its_own_moment_ids(own_journey):
+    """The drop-off candidates come from the moments' phases (before / during the purchase),
+    not from the default map's moment ids: on a journey whose moments are RICERCA, OFFERTA...
+    the pop-up (here a cookie banner) still gets its odds of leaving."""
+    import cxlab
+
+    jm = cxlab.JourneyMap.from_yaml(own_journey["journey"])
+    events = pd.read_csv(own_journey["events"])
+    events["ts"] = pd.to_datetime(events["ts"], utc=True)
+    table = pain_points((events, None), journey=jm).set_index("touchpoint")
+    before_purchase = [x for x in jm.touchpoints if jm.phase_of(x) in ("before", "during")
+                       and x not in jm.funnel]
+    assert table.loc["banner_cookie", "dropoff_or"] > 1
+    assert table.loc["banner_cookie", "flag"] == "behaviour"
+    assert table.loc[[x for x in jm.touchpoints if x not in before_purchase], "dropoff_or"].isna().all()
