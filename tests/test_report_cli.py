@@ -298,3 +298,20 @@ def test_report_all_and_trends_in_the_index(runs, capsys):
     assert "<h4>conversion</h4><img" in index  # a chart once there are two runs
     expected = compare_with_previous(m, earlier).set_index("metric").loc["conversion", "verdict"]
     assert expected in ("changed", "within noise") and expected in index
+
+
+@pytest.mark.notebooks
+def test_report_all_stops_when_its_pull_fails(runs, capsys):
+    d, ws, out, _, _ = runs
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name not in ("index.html", ".lock")}
+    code = main(["report", "all", "-p", f"events_path={d / 'missing.csv'}", "-p", "feedback_path=",
+                 "--workspace", str(ws), "--out", str(out), "--date", "2026-07-01", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "missing.csv" in err and "pull failed" in err and "not running funnel_dropoff" in err
+    assert "running funnel_dropoff" not in err.replace("not running funnel_dropoff", "")
+    day = out / "2026-07-01"
+    assert sorted(p.name for p in day.iterdir()) == ["pull.failed.ipynb"]  # no analysis ran or was published
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*")
+             if p.is_file() and p.name not in ("index.html", ".lock") and p.parent != day}
+    assert after == before  # earlier reports as they were
