@@ -248,6 +248,11 @@ class BehaviourReport:
                      f"{self.label(w['next_step'])}.")
         return text
 
+    def focus_heading(self) -> str:
+        """The heading of the detailed escape routes (Markdown)."""
+        why = "the step that loses most customers" if self.focus == self.worst else "the step asked for"
+        return f"### Leaving at {self.label(self.focus)} ({why})"
+
     def model_note(self) -> str:
         """One line on what the drop-off model examines and what it left out."""
         parts = []
@@ -261,7 +266,7 @@ class BehaviourReport:
                      "Not adjusted for the channel: the funnel is entered on one channel only.")
         strongest = self.strongest()
         if strongest is not None:
-            parts.append(f"Strongest link with leaving: **{strongest['what']}**, odds of leaving "
+            parts.append(f"Clearest link with leaving: **{strongest['what']}**, odds of leaving "
                          f"×{strongest['odds ratio of leaving']:.2f} ({self.level} CI {strongest['CI low']:.2f} "
                          f"to {strongest['CI high']:.2f}).")
         by_reason = {}
@@ -315,13 +320,14 @@ class BehaviourReport:
                              "CI high": s["ci_high"], "q_value": s["q_value"]})
 
     def strongest(self) -> pd.Series | None:
-        """The row of :meth:`odds_table` with the highest odds ratio among those significant
-        (q below ``alpha``) and above 1; None when there is none."""
+        """The clearest link with leaving: among the rows of :meth:`odds_table` significant
+        (q below ``alpha``) and above 1, the one whose interval's lower end is highest (the
+        odds ratio the data most surely put far above 1); None when there is none."""
         if self.model is None:
             return None
         odds = self.odds_table()
         sig = odds[(odds["q_value"] < self.alpha) & (odds["odds ratio of leaving"] > 1)]
-        return None if sig.empty else sig.loc[sig["odds ratio of leaving"].idxmax()]
+        return None if sig.empty else sig.loc[sig["CI low"].idxmax()]
 
     def plot_funnel(self, ax=None):
         """:func:`cxlab.funnel.plot_funnel` with the touchpoints' business labels (returns the Axes)."""
