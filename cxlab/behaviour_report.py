@@ -3,9 +3,10 @@
 Everything the report looks at is chosen from the journey map and the data, so the same
 notebook reads a web shop, a loan application log or a subscription journey:
 
-* **escape routes** of every funnel step but the last (:func:`cxlab.paths.escape_routes`),
+* **escape routes** of every funnel step but the last (:func:`cxlab.paths.escape_summary`),
   the table led by the step that loses most customers (most leavers; ties: the earlier
-  step); that step, or the one asked for, is examined in detail;
+  step); that step, or the one asked for, is examined in detail
+  (:func:`cxlab.paths.escape_routes`);
 * **exposures** of the drop-off model: the map's ``exposures:`` when it gives them, else
   :func:`cxlab.painpoints.exposure_candidates` (the touchpoints outside the funnel in the
   moments up to the conversion), keeping those present in the data;
@@ -197,9 +198,10 @@ class BehaviourReport:
     funnel, moments : DataFrame or None
         :func:`cxlab.funnel.funnel` and :func:`cxlab.funnel.funnel_by_moment`.
     routes : dict
-        ``{step: EscapeRoutes}`` for every funnel step but the last, in funnel order.
+        ``{focus: EscapeRoutes}``: the full escape routes of the step examined in detail.
     escapes : DataFrame
-        One row per such step (the routes' summaries plus ``position``), most leavers first.
+        One row per funnel step but the last (:func:`cxlab.paths.escape_summary`, plus
+        ``position`` in the funnel), most leavers first.
     worst : str or None
         The step that loses most customers; ``focus`` the one examined in detail (``worst``
         unless a step was asked for).
@@ -385,7 +387,7 @@ class BehaviourReport:
         out["details"] = {
             "funnel": self.funnel[["step", "touchpoint", "n", "rate", "ci_low", "ci_high"]],
             "funnel_by_moment": self.moments[["step", "moment", "n", "rate", "ci_low", "ci_high"]],
-            "escape_routes": {s: r.to_dict() for s, r in self.routes.items()},
+            "escape_routes": self.routes[self.focus].to_dict(),
             "dropoff": None if self.model is None else self.model.to_dict(),
         }
         return out
@@ -426,7 +428,7 @@ def behaviour_report(events, *, journey=None, window=None, alpha: float = 0.05,
     """
     from .dropoff import DropoffModel
     from .funnel import funnel, funnel_by_moment
-    from .paths import escape_routes
+    from .paths import escape_routes, escape_summary
 
     if not 0 < float(alpha) < 1:
         raise ValueError(f"alpha={alpha!r} must be between 0 and 1 (e.g. 0.05)")
@@ -444,10 +446,12 @@ def behaviour_report(events, *, journey=None, window=None, alpha: float = 0.05,
         return BehaviourReport(**base, funnel=steps, moments=moments,
                                note=f"Nobody entered the funnel at {jm.label(jm.funnel[0])} in this period: "
                                     "no conversion or drop-off to show.")
-    routes = {s: escape_routes(t, step=s, journey=jm, window=td, alpha=alpha) for s in jm.funnel[:-1]}
-    escapes = pd.concat([r.summary.assign(position=i) for i, r in enumerate(routes.values())], ignore_index=True)
+    escapes = pd.concat([escape_summary(t, step=s, journey=jm, window=td, alpha=alpha).assign(position=i)
+                         for i, s in enumerate(jm.funnel[:-1])], ignore_index=True)
     worst = worst_step(escapes)
     escapes = escapes.sort_values(["left", "position"], ascending=[False, True], ignore_index=True)
+    focus = step or worst or jm.funnel[0]
+    routes = {focus: escape_routes(t, step=focus, journey=jm, window=td, alpha=alpha)}
     terms, left_out = choose_exposures(t, journey=jm, window=td)
     covs = choose_covariates(t, journey=jm)
     terms, together = independent_terms(t, journey=jm, terms=terms, covariates=covs, window=td)
@@ -462,5 +466,5 @@ def behaviour_report(events, *, journey=None, window=None, alpha: float = 0.05,
             model = (DropoffModel(covariates=covs, exposures=list(terms), interactions=terms, alpha=alpha)
                      .fit(t, journey=jm, window=td) if terms or covs else None)
     return BehaviourReport(**base, funnel=steps, moments=moments, routes=routes, escapes=escapes, worst=worst,
-                           focus=step or worst or jm.funnel[0], covariates=tuple(covs), exposures=terms,
+                           focus=focus, covariates=tuple(covs), exposures=terms,
                            left_out=left_out, model=model)

@@ -49,6 +49,9 @@ def _check_against_package(m, ws_path, journey):
     assert m["leave_rate_worst_step"]["successes"] == routes[worst]["left"]
     assert m["leave_rate_worst_step"]["n"] == routes[worst]["reached"]
     assert list(m["leave_rate"]) == list(jm.funnel[:-1])
+    for s, r in routes.items():   # every step's summary equals escape_routes' own
+        assert (m["leave_rate"][s]["successes"], m["leave_rate"][s]["n"]) == (r["left"], r["reached"])
+        assert m["leave_rate"][s]["value"] == pytest.approx(r["leave_rate"])
     # exposures come from the map's `exposures:`, else the touchpoints before the conversion
     allowed = set(jm.exposures) or set(exposure_candidates(jm))
     assert m["exposures"] and set(m["exposures"]) <= allowed
