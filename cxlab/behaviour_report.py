@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from ._engine import as_table
@@ -129,8 +130,6 @@ def independent_terms(events, *, journey: JourneyMap, terms: dict, covariates=()
         ``kept``: ``{exposure: [steps]}``; ``left_out``: ``{exposure: reason}`` for the
         exposures with no step left.
     """
-    import numpy as np
-
     from .dropoff import person_steps
 
     if not terms:
@@ -164,7 +163,6 @@ def _separated_terms(model, terms: dict) -> tuple[dict[str, list[str]], dict[str
     :data:`MAX_LOG_SE`, an interval from 0 to infinity): in the model with the other terms,
     everyone exposed at that step went on, or left. Returns the kept terms and the reasons
     for exposures with no step left."""
-    import numpy as np
 
     se = model.bse
     kept = {}
@@ -304,14 +302,17 @@ class BehaviourReport:
 
     def last_touchpoints(self) -> pd.DataFrame:
         lt = self.routes[self.focus].last_touchpoints
-        return pd.DataFrame({"last touchpoint": lt["touchpoint"].map(self.label), "channel": lt["channel"],
-                             "leavers": lt["n"], "share of leavers": lt["share"]})
+        out = pd.DataFrame({"last touchpoint": lt["touchpoint"].map(self.label), "channel": lt["channel"],
+                            "leavers": lt["n"], "share of leavers": lt["share"]})
+        real = out["channel"][out["channel"] != ""]
+        return out.drop(columns="channel") if real.nunique() <= 1 else out   # one channel says nothing
 
     def lift(self) -> pd.DataFrame:
         li = self.routes[self.focus].lift
         return pd.DataFrame({"touchpoint": li["touchpoint"].map(self.label), "leavers who saw it": li["n_leavers"],
                              "share of leavers": li["share_leavers"], "share of those who went on":
-                             li["share_continuers"], "lift": li["lift"], "q_value": li["q_value"]})
+                             li["share_continuers"], "lift": li["lift"].replace(np.inf, np.nan),
+                             "q_value": li["q_value"]})
 
     def odds_table(self) -> pd.DataFrame:
         """The model's odds ratios with readable names (baselines left out)."""
@@ -339,8 +340,15 @@ class BehaviourReport:
 
     def plot_odds(self, ax=None):
         """The model's forest plot, terms named as in :meth:`odds_table` (returns the Axes)."""
+        from matplotlib.ticker import FixedLocator
+
         ax = self.model.plot(ax=ax)
-        ax.set_yticklabels(self.odds_table()["what"].tolist())
+        odds = self.odds_table()
+        ax.set_yticklabels(odds["what"].tolist())
+        lo, hi = float(odds["CI low"].min()), float(odds["CI high"].max())
+        if max(hi, 1) / min(lo, 1) > 8:   # a wide range: fewer ticks, so their labels do not overlap
+            ax.xaxis.set_major_locator(FixedLocator(
+                [t for t in (0.01, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if min(lo, 1) / 1.3 <= t <= max(hi, 1) * 1.3]))
         ax.set_title("What goes with leaving")
         return ax
 
