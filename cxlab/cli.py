@@ -198,6 +198,12 @@ def _cmd_report(args) -> int:
                 except ReportError as exc:
                     failed.append(name)
                     print(f"cxlab report: error: {exc}", file=sys.stderr)
+                    if name in RUN_FIRST and len(plan) > 1:
+                        skipped = [n for n, _ in plan if n not in RUN_FIRST]
+                        print(f"cxlab report: {name} failed, so the workspace may not hold the latest "
+                              f"exports: not running {', '.join(skipped)}; the earlier reports are "
+                              "unchanged", file=sys.stderr)
+                        break
                     continue
                 print(f"{name}: {Path(run.html).resolve()}")
             index = write_index(args.out)

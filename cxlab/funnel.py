@@ -367,8 +367,9 @@ def _tidy(wide: pd.DataFrame, labels, moments, tps, by, alpha, effort) -> pd.Dat
     out["ci_low"], out["ci_high"] = wilson_ci(np.minimum(out["n"], first), first, alpha=alpha)
     out["step_ci_low"], out["step_ci_high"] = wilson_ci(np.minimum(out["n"], prev), prev, alpha=alpha)
     out["dropped"] = (prev - out["n"]).astype("int64")
-    for name in QUANTILES:
-        out[name] = pd.to_timedelta(out[name])
+    for name in QUANTILES:   # an all-NaT column (nobody reached the step) would be inferred as datetime
+        out[name] = pd.Series([v if isinstance(v, pd.Timedelta) else pd.NaT for v in out[name]],
+                              index=out.index, dtype="timedelta64[ns]")
     out = out[[*by, *COLUMNS]]
     if by:
         out = out.sort_values([*by, "step"], kind="stable", ignore_index=True)

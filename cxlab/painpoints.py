@@ -61,8 +61,8 @@ from .io import SCALES, in_score_class
 from .journey import JourneyMap
 from .stats import bh_qvalues, wilson_ci
 
-__all__ = ["pain_points", "fit_voice_model", "emotion_curve", "plot_emotion_curve", "plot_priority_matrix",
-           "circular_journey",
+__all__ = ["pain_points", "exposure_candidates", "estimable_exposures", "fit_voice_model", "emotion_curve",
+           "plot_emotion_curve", "plot_priority_matrix", "circular_journey",
            "normalised_score"]
 
 _MOMENT_COLOURS = {"ZMOT": "#dbe9f6", "FMOT": "#fde9d9", "SMOT": "#e2f0d9", "UMOT": "#ece2f0"}
@@ -224,12 +224,66 @@ def pain_points(data, *, journey=None, feedback=None, segment=None, period=None,
     return _pain_points(t, fb, jm, alpha, sentiment_model, value_per_customer, window)
 
 
-def _estimable_terms(t, jm: JourneyMap, candidates, window) -> dict:
-    """For each candidate touchpoint, the funnel steps at which its effect can be estimated:
-    some but not all customers at the step have seen it, and both outcomes occur among them."""
+def exposure_candidates(journey=None) -> list[str]:
+    """The touchpoints whose link with leaving the funnel is worth examining.
+
+    Those outside the funnel (and not the conversion) in the moments up to the one holding
+    the conversion touchpoint, in journey-map order: what customers meet on the way to
+    converting (a pop-up, a form, a call), as opposed to what follows it (delivery, support,
+    reviews). :func:`pain_points` examines these; a report may prefer the map's
+    ``exposures:`` key when it is given.
+
+    Parameters
+    ----------
+    journey : JourneyMap, path or None (the default map)
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> exposure_candidates()[:2]
+    ['search', 'ad_click']
+    """
+    jm = JourneyMap.coerce(journey)
+    steps = set(jm.funnel) | {jm.conversion}
+    ids = list(jm.moment_ids)
+    owner = jm.moment_of(jm.conversion) if jm.conversion in jm.touchpoints else ids[-1]
+    early = ids[: ids.index(owner) + 1]
+    return [x for m in early for x in jm.moment(m).touchpoints if x not in steps]
+
+
+def estimable_exposures(events, *, journey=None, exposures, window=None) -> dict[str, list[str]]:
+    """For each exposure, the funnel steps at which its link with leaving can be estimated.
+
+    A step qualifies when some but not all of the customers at the step have seen the
+    exposure (in the sense of :func:`cxlab.dropoff.person_steps`) and, among those who have,
+    some left and some continued: elsewhere the odds ratio is undefined or infinite (a
+    touchpoint only ever seen by those who continue, or only by those who leave).
+
+    Parameters
+    ----------
+    events : Workspace, Ibis table or DataFrame
+    journey : JourneyMap, path or None (the default map)
+    exposures : list of str
+        Touchpoints of the map outside the funnel (e.g. :func:`exposure_candidates`).
+    window : duration, optional
+        Attempt length (default: the map's conversion window).
+
+    Returns
+    -------
+    dict
+        ``{exposure: [steps in funnel order]}`` for the exposures estimable at one step or
+        more, in the order given; the others are left out.
+    """
     from .dropoff import person_steps
 
-    ps = person_steps(t, journey=jm, exposures=candidates, window=window)
+    jm = JourneyMap.coerce(journey)
+    candidates = list(exposures)
+    if not candidates:
+        return {}
+    ps = person_steps(as_table(events), journey=jm, exposures=candidates, window=window)
     agg = ps.group_by("step").aggregate(
         _n=ps.count(), **{f"_e{i}": ps[x].sum() for i, x in enumerate(candidates)},
         **{f"_l{i}": (ps[x] * ps.left).sum() for i, x in enumerate(candidates)}).to_pandas()
@@ -250,13 +304,12 @@ def _behaviour(rows: pd.DataFrame, t, jm: JourneyMap, alpha, window):
     tps = list(jm.touchpoints)
     steps = list(jm.funnel)
     conv = jm.conversion
-    candidates = [x for x in tps if x not in steps and x != conv and jm.phase_of(x) in ("before", "during")
-                  and rows.loc[rows.touchpoint == x, "reached"].iloc[0] > 0]
+    candidates = [x for x in exposure_candidates(jm) if rows.loc[rows.touchpoint == x, "reached"].iloc[0] > 0]
     rows["dropoff_or"] = rows["dropoff_ci_low"] = rows["dropoff_ci_high"] = rows["dropoff_p"] = np.nan
     rows["dropoff_step"] = None
     rows["dropoff_q"] = np.nan
     model_summary = None
-    terms = _estimable_terms(t, jm, candidates, window) if candidates else {}
+    terms = estimable_exposures(t, journey=jm, exposures=candidates, window=window)
     if terms:
         from .dropoff import DropoffModel
 

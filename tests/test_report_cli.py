@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -25,7 +26,7 @@ def test_parameters_are_read_from_the_cell_with_their_types():
     assert list(declared) == ["workspace", "window", "alpha", "period_end", "escape_step",
                               "journey_path", "metrics_path"]
     assert declared["alpha"].type == "float" and declared["alpha"].default == 0.05
-    assert declared["window"].type == "str" and declared["window"].default == "7D"
+    assert declared["window"].type == "str" and declared["window"].default == ""  # the map's
     assert "conversion window" in declared["window"].help
     folds = report_parameters("dropoff_real_data")["folds"]
     assert (folds.type, folds.default) == ("int", 5)
@@ -37,6 +38,8 @@ def test_funnel_dropoff_notebook_is_stripped_and_has_no_definitions():
     assert all(c.outputs == [] and c.execution_count is None for c in code)
     assert sum("parameters" in c.metadata.get("tags", []) for c in code) == 1
     assert "def " not in "\n".join(c.source for c in code)
+    text = "\n".join(c.source for c in nb.cells)  # nothing names a touchpoint of the default map
+    assert [tp for tp in cxlab.JourneyMap.default().touchpoints if re.search(rf"\b{tp}\b", text)] == []
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -210,6 +213,7 @@ def runs(tmp_path_factory):
 def test_metrics_equal_the_package_results(runs):
     from cxlab.dropoff import DropoffModel
     from cxlab.funnel import funnel
+    from cxlab.painpoints import estimable_exposures
     from cxlab.paths import escape_routes
 
     _, ws_path, out, _, codes = runs
@@ -217,9 +221,12 @@ def test_metrics_equal_the_package_results(runs):
     m = json.loads((out / D1 / "funnel_dropoff.metrics.json").read_text())
     with cxlab.connect(ws_path, read_only=True) as ws:
         f = funnel(ws, window="7D", alpha=0.1)
-        routes = escape_routes(ws, step="checkout", window="7D", alpha=0.1).to_dict()
-        model = DropoffModel(covariates=["channel"], exposures=["popup_shown", "registration_form"],
-                             interactions={"registration_form": ["checkout"]}, alpha=0.1).fit(ws, window="7D")
+        routes = {s: escape_routes(ws, step=s, window="7D", alpha=0.1).to_dict()
+                  for s in ("home_page", "product_page", "add_to_cart", "checkout")}
+        terms = estimable_exposures(ws, journey=cxlab.JourneyMap.default(),
+                                    exposures=["popup_shown", "registration_form"])
+        model = DropoffModel(covariates=["channel"], exposures=list(terms), interactions=terms,
+                             alpha=0.1).fit(ws, window="7D")
         odds = model.to_dict()["terms"]
         fingerprint = reports.workspace_fingerprint(ws)
         counts = ws.counts()
@@ -228,11 +235,17 @@ def test_metrics_equal_the_package_results(runs):
     assert m["entrants"] == f["n"].iloc[0]
     assert m["conversion"]["value"] == pytest.approx(f["rate"].iloc[-1])
     assert m["conversion"]["ci_low"] == pytest.approx(f["ci_low"].iloc[-1])  # 90% CI: alpha passed on
-    assert m["checkout_leave_rate"]["successes"] == routes["left"]
-    assert m["checkout_leave_rate"]["n"] == routes["reached"]
-    assert m["odds_ratio"]["popup_shown"]["value"] == pytest.approx(odds["popup_shown"]["odds_ratio"])
+    worst = max(routes, key=lambda s: routes[s]["left"])
+    assert m["worst_step"] == worst
+    assert m["leave_rate_worst_step"]["successes"] == routes[worst]["left"]
+    assert m["leave_rate_worst_step"]["n"] == routes[worst]["reached"]
+    assert m["leave_rate"]["checkout"]["successes"] == routes["checkout"]["left"]
+    assert terms["registration_form"] == ["checkout"]  # the planted effect is examined where it acts
+    assert set(m["odds_ratio"]) == {k for k in odds if not k.startswith("step[")}
+    for k in ("registration_form:checkout", "popup_shown:home_page", "channel[app]"):
+        assert m["odds_ratio"][k]["value"] == pytest.approx(odds[k]["odds_ratio"])
     # what the run adds: parameters, version, timestamp, data fingerprint
-    assert m["parameters"]["alpha"] == 0.1 and m["parameters"]["window"] == "7D"
+    assert m["parameters"]["alpha"] == 0.1 and m["parameters"]["window"] == "" and m["window"] == "7D"
     assert m["parameters"]["workspace"] == str(ws_path)
     assert m["cxlab_version"] == cxlab.__version__ and m["created_at"].startswith("20")
     assert m["run"]["report"] == "funnel_dropoff" and m["run"]["date"] == D1
@@ -285,3 +298,20 @@ def test_report_all_and_trends_in_the_index(runs, capsys):
     assert "<h4>conversion</h4><img" in index  # a chart once there are two runs
     expected = compare_with_previous(m, earlier).set_index("metric").loc["conversion", "verdict"]
     assert expected in ("changed", "within noise") and expected in index
+
+
+@pytest.mark.notebooks
+def test_report_all_stops_when_its_pull_fails(runs, capsys):
+    d, ws, out, _, _ = runs
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name not in ("index.html", ".lock")}
+    code = main(["report", "all", "-p", f"events_path={d / 'missing.csv'}", "-p", "feedback_path=",
+                 "--workspace", str(ws), "--out", str(out), "--date", "2026-07-01", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "missing.csv" in err and "pull failed" in err and "not running funnel_dropoff" in err
+    assert "running funnel_dropoff" not in err.replace("not running funnel_dropoff", "")
+    day = out / "2026-07-01"
+    assert sorted(p.name for p in day.iterdir()) == ["pull.failed.ipynb"]  # no analysis ran or was published
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*")
+             if p.is_file() and p.name not in ("index.html", ".lock") and p.parent != day}
+    assert after == before  # earlier reports as they were
