@@ -24,9 +24,9 @@ sentiment (text)
     :class:`cxlab.sentiment.SentimentModel` with word features, fitted on this feedback's
     own scores); reads the voice of text-only feedback too.
 drop-off (behaviour)
-    For touchpoints outside the funnel seen before conversion (those of the moments whose
-    phase is ``before`` or ``during``, e.g. ZMOT/FMOT touchpoints such as a pop-up or a
-    registration form): the odds ratio of leaving the funnel once the
+    For touchpoints outside the funnel seen before conversion (:func:`exposure_candidates`:
+    those of the moments up to the one holding the conversion, e.g. ZMOT/FMOT touchpoints
+    such as a pop-up or a registration form on the default map): the odds ratio of leaving the funnel once the
     touchpoint has been seen, from one :class:`cxlab.dropoff.DropoffModel` with every such
     touchpoint as an exposure, the channel as covariate and one baseline per step, so each
     odds ratio is adjusted for the others and for where in the funnel it was seen
