@@ -32,6 +32,7 @@ import pandas as pd
 from ._engine import as_table
 from .exceptions import did_you_mean
 from .journey import JourneyMap, _format_duration, parse_duration
+from .painpoints import independent_terms  # noqa: F401 - part of this module's API
 from .quality import short_duration
 
 __all__ = [
@@ -112,47 +113,6 @@ def choose_covariates(events, *, journey: JourneyMap) -> list[str]:
     first = t.filter(t.touchpoint == journey.funnel[0])
     n = first.select(first.channel.fill_null("unknown").name("c")).distinct().count().to_pandas()
     return ["channel"] if int(n) > 1 else []
-
-
-def independent_terms(events, *, journey: JourneyMap, terms: dict, covariates=(), window=None
-                      ) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """Drop exposure-step terms that move in lockstep with terms kept before them.
-
-    Real logs record several touchpoints together (an offer created, selected and sent in
-    one go): each is estimable alone, but together their columns are collinear and no model
-    can tell them apart. Terms are kept in the order given (map order), each only when it
-    raises the rank of the design (steps, covariate levels, the terms kept so far) on the
-    collapsed person-step patterns.
-
-    Returns
-    -------
-    (kept, left_out)
-        ``kept``: ``{exposure: [steps]}``; ``left_out``: ``{exposure: reason}`` for the
-        exposures with no step left.
-    """
-    from .dropoff import person_steps
-
-    if not terms:
-        return {}, {}
-    exps = list(terms)
-    ps = person_steps(events, journey=journey, covariates=list(covariates), exposures=exps, window=window)
-    pat = ps.group_by(["step", *covariates, *exps]).aggregate(n=ps.count()).to_pandas()
-    cols = [(pat["step"] == s).to_numpy(float) for s in pat["step"].unique()]
-    for c in covariates:
-        levels = pat.groupby(c)["n"].sum().sort_values(ascending=False).index[1:]
-        cols += [(pat[c] == lv).to_numpy(float) for lv in levels]
-    rank = np.linalg.matrix_rank(np.column_stack(cols))
-    kept = {}
-    for x, steps in terms.items():
-        for s in steps:
-            col = (pat[x].to_numpy(float) * (pat["step"] == s).to_numpy(float))
-            r = np.linalg.matrix_rank(np.column_stack(cols + [col]))
-            if r > rank:
-                cols.append(col)
-                rank = r
-                kept.setdefault(x, []).append(s)
-    left_out = {x: "always seen together with touchpoints examined before it" for x in terms if x not in kept}
-    return kept, left_out
 
 
 MAX_LOG_SE = 5.0  # a log-odds standard error above this: the odds ratio is not estimated (separation)

@@ -61,7 +61,8 @@ from .io import SCALES, in_score_class
 from .journey import JourneyMap
 from .stats import bh_qvalues, wilson_ci
 
-__all__ = ["pain_points", "exposure_candidates", "estimable_exposures", "fit_voice_model", "emotion_curve",
+__all__ = ["pain_points", "exposure_candidates", "estimable_exposures", "independent_terms",
+           "fit_voice_model", "emotion_curve",
            "plot_emotion_curve", "plot_priority_matrix", "circular_journey",
            "normalised_score"]
 
@@ -297,6 +298,48 @@ def estimable_exposures(events, *, journey=None, exposures, window=None) -> dict
     return out
 
 
+def independent_terms(events, *, journey: JourneyMap, terms: dict, covariates=(), window=None
+                      ) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Drop exposure-step terms that move in lockstep with terms kept before them.
+
+    Real logs record several touchpoints together (an offer created, selected and sent in
+    one go): each is estimable alone, but together their columns are collinear and no model
+    can tell them apart. Terms are kept in the order given (map order), each only when it
+    raises the rank of the design (steps, covariate levels, the terms kept so far) on the
+    collapsed person-step patterns.
+
+    Returns
+    -------
+    (kept, left_out)
+        ``kept``: ``{exposure: [steps]}``; ``left_out``: ``{exposure: reason}`` for the
+        exposures with no step left.
+    """
+    from .dropoff import person_steps
+
+    if not terms:
+        return {}, {}
+    exps = list(terms)
+    ps = person_steps(events, journey=journey, covariates=list(covariates), exposures=exps, window=window)
+    pat = ps.group_by(["step", *covariates, *exps]).aggregate(n=ps.count()).to_pandas()
+    cols = [(pat["step"] == s).to_numpy(float) for s in pat["step"].unique()]
+    for c in covariates:
+        levels = pat.groupby(c)["n"].sum().sort_values(ascending=False).index[1:]
+        cols += [(pat[c] == lv).to_numpy(float) for lv in levels]
+    rank = np.linalg.matrix_rank(np.column_stack(cols))
+    kept = {}
+    for x, steps in terms.items():
+        for s in steps:
+            col = (pat[x].to_numpy(float) * (pat["step"] == s).to_numpy(float))
+            r = np.linalg.matrix_rank(np.column_stack(cols + [col]))
+            if r > rank:
+                cols.append(col)
+                rank = r
+                kept.setdefault(x, []).append(s)
+    left_out = {x: "always seen together with touchpoints examined before it" for x in terms if x not in kept}
+    return kept, left_out
+
+
+
 def _behaviour(rows: pd.DataFrame, t, jm: JourneyMap, alpha, window):
     """Drop-off columns: step-specific odds ratios from the drop-off model, left after."""
     from .funnel import funnel
@@ -309,11 +352,12 @@ def _behaviour(rows: pd.DataFrame, t, jm: JourneyMap, alpha, window):
     rows["dropoff_step"] = None
     rows["dropoff_q"] = np.nan
     model_summary = None
+    covs = ["channel"] if "channel" in t.columns else []
     terms = estimable_exposures(t, journey=jm, exposures=candidates, window=window)
+    terms, _ = independent_terms(t, journey=jm, terms=terms, covariates=covs, window=window)
     if terms:
         from .dropoff import DropoffModel
 
-        covs = ["channel"] if "channel" in t.columns else []
         spec = dict(exposures=list(terms), interactions=terms, alpha=alpha)
         try:
             res = DropoffModel(covariates=covs, **spec).fit(t, journey=jm, window=window)
