@@ -48,13 +48,14 @@ def test_a_port_out_of_range_is_refused(ws_file, tmp_path):
     assert code == 2 and "--port 70000" in err and "open:" not in out
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT])
-def test_sighup_and_ctrl_c_stop_voila(ws_file, tmp_path, signum):
+@contextlib.contextmanager
+def serving(ws_file, cwd):
+    """`cxlab explore` once it has printed its address: (process, port, its child processes).
+    Whatever it started is killed at the end, were a test to fail."""
     import psutil
 
     proc = subprocess.Popen([sys.executable, "-m", "cxlab.cli", "explore", "--workspace", str(ws_file)],
-                            cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+                            cwd=cwd, stdout=subprocess.PIPE, text=True)
     children = []
     try:
         lines = [proc.stdout.readline(), proc.stdout.readline()]
@@ -62,6 +63,20 @@ def test_sighup_and_ctrl_c_stop_voila(ws_file, tmp_path, signum):
         port = int(lines[1].split("127.0.0.1:")[1].split("/")[0])
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("voila" in c.cmdline() for c in children)
+        yield proc, port, children
+    finally:
+        proc.kill()
+        for c in children:
+            with contextlib.suppress(psutil.Error):
+                c.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT])
+def test_sighup_and_ctrl_c_stop_voila(ws_file, tmp_path, signum):
+    import psutil
+
+    with serving(ws_file, tmp_path) as (proc, port, children):
         proc.send_signal(signum)
         assert proc.wait(timeout=60) == 0
         _, alive = psutil.wait_procs(children, timeout=10)
@@ -69,11 +84,6 @@ def test_sighup_and_ctrl_c_stop_voila(ws_file, tmp_path, signum):
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", port))
-    finally:
-        proc.kill()
-        for c in children:  # were this to fail, leave nothing running
-            with contextlib.suppress(psutil.Error):
-                c.kill()
 
 
 @pytest.mark.slow
@@ -82,21 +92,9 @@ def test_sigkill_of_cxlab_explore_stops_voila_too(ws_file, tmp_path):
     """SIGKILL cannot be caught: the kernel's parent-death signal stops Voilà instead."""
     import psutil
 
-    proc = subprocess.Popen([sys.executable, "-m", "cxlab.cli", "explore", "--workspace", str(ws_file)],
-                            cwd=tmp_path, stdout=subprocess.PIPE, text=True)
-    children = []
-    try:
-        lines = [proc.stdout.readline(), proc.stdout.readline()]
-        assert "open: http://127.0.0.1:" in lines[1], lines
-        children = psutil.Process(proc.pid).children(recursive=True)
+    with serving(ws_file, tmp_path) as (proc, _, children):
         voila = [c for c in children if "voila" in c.cmdline()]
-        assert voila
         proc.kill()
         proc.wait(timeout=10)
         _, alive = psutil.wait_procs(voila, timeout=30)
         assert alive == [], "Voilà kept serving after cxlab explore was killed"
-    finally:
-        proc.kill()
-        for c in children:
-            with contextlib.suppress(psutil.Error):
-                c.kill()
