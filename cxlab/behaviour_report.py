@@ -33,7 +33,7 @@ from ._engine import as_table
 from .exceptions import did_you_mean
 from .journey import JourneyMap, _format_duration, parse_duration
 from .painpoints import independent_terms  # noqa: F401 - part of this module's API
-from .quality import short_duration
+from .quality import format_pct, short_duration
 
 __all__ = [
     "BehaviourReport",
@@ -48,7 +48,7 @@ __all__ = [
 
 
 def _pct(v) -> str:
-    return "–" if v is None or pd.isna(v) else f"{float(v):.1%}"
+    return format_pct(v, missing="–")
 
 
 def readable_duration(td: pd.Timedelta) -> str:

@@ -538,7 +538,9 @@ class EscapeRoutes:
 
 
 def _pct(v) -> str:
-    return "–" if v is None or pd.isna(v) else f"{float(v):.1%}"
+    from .quality import format_pct
+
+    return format_pct(v, missing="–")
 
 
 def _num(v):

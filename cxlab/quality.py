@@ -663,6 +663,11 @@ def style_table(df: pd.DataFrame, *, percent=None, max_rows: int | None = 30, ca
     return styler
 
 
+def format_pct(x, *, digits: int = 1, missing: str = "") -> str:
+    """A share for people: ``0.1653`` -> ``"16.5%"``; ``missing`` for a missing value."""
+    return missing if x is None or pd.isna(x) else f"{100 * float(x):.{digits}f}%"
+
+
 def short_duration(value) -> str:
     """A duration for people: ``"14d 10h"``, ``"4h 07m"``, ``"5m 43s"``, ``"44s"``; empty for NaT."""
     if value is None or pd.isna(value):
@@ -958,7 +963,7 @@ def plot_score_distribution(data, *, axes=None):
     return fig
 
 
-__all__ = ["quality_summary", "column_profile", "touchpoint_table", "daily_events",
+__all__ = ["format_pct", "quality_summary", "column_profile", "touchpoint_table", "daily_events",
            "events_per_customer", "score_distribution", "feedback_languages", "pull_table",
            "summary_metrics",
            "loads_table", "style_table", "summary_card", "moment_palette", "plot_daily_events",

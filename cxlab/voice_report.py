@@ -18,6 +18,7 @@ import pandas as pd
 
 from . import kpis
 from .journey import JourneyMap
+from .quality import format_pct
 
 __all__ = ["KpiSummary", "ReportData", "SentimentSection", "answerable_kpis", "circle_note", "circle_view", "cost_view",
            "fit_sentiment", "format_money", "format_pct", "kpi_view", "load", "pain_point_headline",
@@ -76,11 +77,6 @@ def load(ws, *, period_end: str = "") -> ReportData:
 
 
 # --------------------------------------------------------------------------- formats
-def format_pct(x, *, digits: int = 1) -> str:
-    """``0.1653`` -> ``"16.5%"``; blank for a missing value."""
-    return "" if x is None or pd.isna(x) else f"{100 * float(x):.{digits}f}%"
-
-
 def format_money(x, currency: str | None) -> str:
     """``1234.56, "CHF"`` -> ``"CHF 1,235"`` (no cents); blank for a missing value."""
     if x is None or pd.isna(x):
