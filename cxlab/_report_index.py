@@ -163,7 +163,7 @@ def _runs_table(runs: list[dict], out: Path) -> str:
 
 
 def _diff(v) -> str:
-    if v is None:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "—"
     if v == 0:
         return "no change"
