@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -104,7 +105,7 @@ def test_bad_values_are_refused_naming_the_parameter(args, parameter, needle):
     assert isinstance(err.value, ReportParameterError) and isinstance(err.value, ValueError)
 
 
-def test_a_bad_period_is_refused_before_the_report_runs():
+def test_a_bad_period_is_refused_before_the_report_runs(tmp_path, capsys):
     for name in ("funnel_dropoff", "voice_painpoints_kpis"):
         declared = reports.report_parameters(name)
         assert {"period", "period_start", "period_end"} <= set(declared)
@@ -114,6 +115,12 @@ def test_a_bad_period_is_refused_before_the_report_runs():
             reports.check_parameters(name, {"period": "last_fortnight"})
         with pytest.raises(PeriodError, match="after period_end"):
             reports.check_parameters(name, {"period_start": "2026-05-02", "period_end": "2026-05-01"})
+    from cxlab.cli import main
+
+    out = Path(tmp_path) / "reports"
+    assert main(["report", "all", "-p", "period=fortnight", "--out", str(out), "--no-progress"]) == 2
+    assert not out.exists() or not any(out.iterdir())       # refused before the pull ran
+    assert "period='fortnight'" in capsys.readouterr().err
     voice = reports.report_parameters("voice_painpoints_kpis")
     assert voice["breakdown"].default == "M" and voice["period"].default == ""
 
