@@ -24,9 +24,10 @@ sentiment (text)
     :class:`cxlab.sentiment.SentimentModel` with word features, fitted on this feedback's
     own scores); reads the voice of text-only feedback too.
 drop-off (behaviour)
-    For touchpoints outside the funnel seen before conversion (:func:`exposure_candidates`:
-    those of the moments up to the one holding the conversion, e.g. ZMOT/FMOT touchpoints
-    such as a pop-up or a registration form on the default map): the odds ratio of leaving the funnel once the
+    For the journey map's ``exposures:`` when it lists them, else the touchpoints outside the
+    funnel seen before conversion (:func:`exposure_candidates`: those of the moments up to the
+    one holding the conversion, e.g. ZMOT/FMOT touchpoints such as a pop-up or a registration
+    form): the odds ratio of leaving the funnel once the
     touchpoint has been seen, from one :class:`cxlab.dropoff.DropoffModel` with every such
     touchpoint as an exposure, the channel as covariate and one baseline per step, so each
     odds ratio is adjusted for the others and for where in the funnel it was seen
@@ -231,8 +232,8 @@ def exposure_candidates(journey=None) -> list[str]:
     Those outside the funnel (and not the conversion) in the moments up to the one holding
     the conversion touchpoint, in journey-map order: what customers meet on the way to
     converting (a pop-up, a form, a call), as opposed to what follows it (delivery, support,
-    reviews). :func:`pain_points` examines these; a report may prefer the map's
-    ``exposures:`` key when it is given.
+    reviews). :func:`pain_points` and the reports examine these when the map has no
+    ``exposures:`` key.
 
     Parameters
     ----------
@@ -347,7 +348,8 @@ def _behaviour(rows: pd.DataFrame, t, jm: JourneyMap, alpha, window):
     tps = list(jm.touchpoints)
     steps = list(jm.funnel)
     conv = jm.conversion
-    candidates = [x for x in exposure_candidates(jm) if rows.loc[rows.touchpoint == x, "reached"].iloc[0] > 0]
+    chosen = list(jm.exposures) or exposure_candidates(jm)   # the map's choice first, as the reports
+    candidates = [x for x in chosen if rows.loc[rows.touchpoint == x, "reached"].iloc[0] > 0]
     rows["dropoff_or"] = rows["dropoff_ci_low"] = rows["dropoff_ci_high"] = rows["dropoff_p"] = np.nan
     rows["dropoff_step"] = None
     rows["dropoff_q"] = np.nan

@@ -1,10 +1,13 @@
 """cxlab.painpoints: planted pain point recovered, numbers equal independent computations."""
+import dataclasses
+
 import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
 
 from cxlab.datasets import simulate_journeys
+from cxlab.journey import JourneyMap
 from cxlab.painpoints import (circular_journey, emotion_curve, normalised_score, pain_points, plot_emotion_curve,
                               plot_priority_matrix)
 
@@ -171,17 +174,31 @@ def test_airline_complaint_reasons_by_text_sentiment():
 @pytest.mark.slow
 def test_unplanted_touchpoints_are_rarely_flagged_across_seeds():
     """Over several simulations, behaviour flags land on the planted exposures only (the
-    others have no effect, so a flag there would be a false discovery)."""
+    others have no effect, so a flag there would be a false discovery). The map's curated
+    ``exposures:`` are dropped so that every candidate before conversion is tested."""
     planted = {"popup_shown", "registration_form"}
+    every_candidate = dataclasses.replace(JourneyMap.default(), exposures=())
     false_flags = tested = 0
     for seed in (11, 12, 13, 14):
         events, feedback, _ = simulate_journeys(8_000, seed=seed)
-        tab = pain_points((events, feedback), sentiment_model=None)
+        tab = pain_points((events, feedback), journey=every_candidate, sentiment_model=None)
         others = tab[tab.dropoff_q.notna() & ~tab.touchpoint.isin(planted)]
         tested += len(others)
         false_flags += int(others.flag.str.contains("behaviour").sum())
         assert tab.sort_values("rank").iloc[0].touchpoint == "registration_form"
     assert tested >= 4 and false_flags <= 1
+
+
+def test_pain_points_examine_the_maps_exposures_when_it_lists_them(sim):
+    """The map's ``exposures:`` choose the drop-off terms, as in the behaviour report; without
+    the key, every touchpoint before conversion outside the funnel is a candidate."""
+    events, feedback, _ = sim
+    jm = JourneyMap.default()
+    assert set(jm.exposures) == {"popup_shown", "registration_form"}
+    tab = pain_points((events, feedback), journey=jm, sentiment_model=None)
+    assert set(tab.loc[tab.dropoff_or.notna(), "touchpoint"]) == set(jm.exposures)
+    wide = pain_points((events, feedback), journey=dataclasses.replace(jm, exposures=()), sentiment_model=None)
+    assert set(wide.loc[wide.dropoff_or.notna(), "touchpoint"]) > set(jm.exposures)
 
 
 def test_normalised_score_takes_one_scale_for_all_scores():
