@@ -32,7 +32,7 @@ import pandas as pd
 from ._engine import as_table
 from .exceptions import did_you_mean
 from .journey import JourneyMap, _format_duration, parse_duration
-from .painpoints import independent_terms  # noqa: F401 - part of this module's API
+from .painpoints import MAX_LOG_SE, independent_terms, separated_terms  # noqa: F401 - part of this module's API
 from .quality import format_pct, short_duration
 
 __all__ = [
@@ -113,27 +113,6 @@ def choose_covariates(events, *, journey: JourneyMap) -> list[str]:
     first = t.filter(t.touchpoint == journey.funnel[0])
     n = first.select(first.channel.fill_null("unknown").name("c")).distinct().count().to_pandas()
     return ["channel"] if int(n) > 1 else []
-
-
-MAX_LOG_SE = 5.0  # a log-odds standard error above this: the odds ratio is not estimated (separation)
-
-
-def _separated_terms(model, terms: dict) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """Terms whose odds ratio the fit could not pin down (log-odds standard error above
-    :data:`MAX_LOG_SE`, an interval from 0 to infinity): in the model with the other terms,
-    everyone exposed at that step went on, or left. Returns the kept terms and the reasons
-    for exposures with no step left."""
-
-    se = model.bse
-    kept = {}
-    for x, steps in terms.items():
-        ok = [s for s in steps if np.isfinite(se.get(f"{x}:{s}", np.inf)) and se[f"{x}:{s}"] <= MAX_LOG_SE]
-        if ok:
-            kept[x] = ok
-    if kept == terms:
-        return terms, {}
-    return kept, {x: "their odds cannot be estimated once the other touchpoints are accounted for (all who "
-                     "saw them went on, or all left)" for x in terms if x not in kept}
 
 
 def worst_step(escapes: pd.DataFrame) -> str | None:
@@ -428,7 +407,7 @@ def behaviour_report(events, *, journey=None, window=None, alpha: float = 0.05,
     if terms or covs:
         model = DropoffModel(covariates=covs, exposures=list(terms), interactions=terms, alpha=alpha).fit(
             t, journey=jm, window=td)
-        terms, separated = _separated_terms(model, terms)
+        terms, separated = separated_terms(model, terms)
         if separated:
             left_out.update(separated)
             model = (DropoffModel(covariates=covs, exposures=list(terms), interactions=terms, alpha=alpha)

@@ -31,7 +31,9 @@ drop-off (behaviour)
     touchpoint has been seen, from one :class:`cxlab.dropoff.DropoffModel` with every such
     touchpoint as an exposure, the channel as covariate and one baseline per step, so each
     odds ratio is adjusted for the others and for where in the funnel it was seen
-    (``dropoff_or`` with its interval, ``dropoff_p``, BH ``dropoff_q``). ``left_after``: of
+    (``dropoff_or`` with its interval, ``dropoff_p``, BH ``dropoff_q``). A term the model cannot
+    pin down once the others are in (separation, :func:`separated_terms`) is left out and the
+    model refitted without it: its touchpoint gets no odds ratio. ``left_after``: of
     the customers who reached the touchpoint before converting, the share who never
     converted (Wilson interval). Funnel steps themselves: ``left_after`` is the share who
     reached the step and not the next one (the funnel's complement of the step rate).
@@ -62,7 +64,7 @@ from .io import SCALES, in_score_class
 from .journey import JourneyMap
 from .stats import bh_qvalues, wilson_ci
 
-__all__ = ["pain_points", "exposure_candidates", "estimable_exposures", "independent_terms",
+__all__ = ["pain_points", "exposure_candidates", "estimable_exposures", "independent_terms", "separated_terms",
            "fit_voice_model", "emotion_curve",
            "plot_emotion_curve", "plot_priority_matrix", "circular_journey",
            "normalised_score"]
@@ -341,6 +343,41 @@ def independent_terms(events, *, journey: JourneyMap, terms: dict, covariates=()
 
 
 
+MAX_LOG_SE = 5.0  # a log-odds standard error above this: the odds ratio is not estimated (separation)
+
+
+def separated_terms(model, terms: dict) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Drop-off terms whose odds ratio a fit could not pin down.
+
+    A term ``exposure:step`` whose log-odds standard error is above :data:`MAX_LOG_SE` has an
+    interval from 0 to infinity: in the model with the other terms, everyone exposed at that
+    step went on, or everyone left (separation), and its odds ratio (1e-13 or 1e9) means
+    nothing.
+
+    Parameters
+    ----------
+    model : DropoffResult
+        A fitted :class:`cxlab.dropoff.DropoffModel` (its ``bse`` by term).
+    terms : dict
+        Exposure -> the steps it was fitted at.
+
+    Returns
+    -------
+    (kept, reasons)
+        The terms left, and for each exposure with no step left one plain reason.
+    """
+    se = model.bse
+    kept = {}
+    for x, steps in terms.items():
+        ok = [s for s in steps if np.isfinite(se.get(f"{x}:{s}", np.inf)) and se[f"{x}:{s}"] <= MAX_LOG_SE]
+        if ok:
+            kept[x] = ok
+    if kept == terms:
+        return terms, {}
+    return kept, {x: "their odds cannot be estimated once the other touchpoints are accounted for (all who "
+                     "saw them went on, or all left)" for x in terms if x not in kept}
+
+
 def _behaviour(rows: pd.DataFrame, t, jm: JourneyMap, alpha, window):
     """Drop-off columns: step-specific odds ratios from the drop-off model, left after."""
     from .funnel import funnel
@@ -360,11 +397,19 @@ def _behaviour(rows: pd.DataFrame, t, jm: JourneyMap, alpha, window):
     if terms:
         from .dropoff import DropoffModel
 
-        spec = dict(exposures=list(terms), interactions=terms, alpha=alpha)
-        try:
-            res = DropoffModel(covariates=covs, **spec).fit(t, journey=jm, window=window)
-        except ValueError:           # e.g. a single channel: no covariate to adjust for
-            res = DropoffModel(**spec).fit(t, journey=jm, window=window)
+        def fit(terms):
+            spec = dict(exposures=list(terms), interactions=terms, alpha=alpha)
+            try:
+                return DropoffModel(covariates=covs, **spec).fit(t, journey=jm, window=window)
+            except ValueError:           # e.g. a single channel: no covariate to adjust for
+                return DropoffModel(**spec).fit(t, journey=jm, window=window)
+
+        res = fit(terms)
+        kept, _ = separated_terms(res, terms)
+        if kept != terms:            # separation: refit without the terms that cannot be estimated
+            terms = kept
+            res = fit(terms) if terms else None
+    if terms:
         model_summary = res.summary()
         model_summary["q_all"] = bh_qvalues(model_summary["p_value"])
         for x, steps_x in terms.items():

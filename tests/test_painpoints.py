@@ -222,3 +222,4 @@ def test_behaviour_is_measured_on_a_map_with_its_own_moment_ids(own_journey):
     assert table.loc["banner_cookie", "dropoff_or"] > 1
     assert table.loc["banner_cookie", "flag"] == "behaviour"
     assert table.loc[[x for x in jm.touchpoints if x not in before_purchase], "dropoff_or"].isna().all()
+
