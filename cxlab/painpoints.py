@@ -50,8 +50,14 @@ pain point
     alpha``). Feedback with text but no scores (reviews, posts, tickets) is judged by its
     text sentiment instead: ``sentiment_diff < 0`` and ``sentiment_q < alpha`` (Welch test
     against the other touchpoints' text, BH q-values). ``flag`` says which evidence there is: ``"voice and behaviour"``, ``"voice"``,
-    ``"behaviour"`` or ``""``. ``rank``: pain points first by value at risk, then every
-    other touchpoint by how much worse its score is than the baseline.
+    ``"behaviour"`` or ``""``.
+rank
+    One priority for every issue, whatever its evidence: the flagged touchpoints whose
+    customers lost can be measured come first, by value at risk (customers lost when there
+    is no order value), so a pop-up that loses customers without anyone complaining ranks
+    above a form that both loses fewer and is rated badly; then flagged touchpoints whose
+    effect on leaving is not measured (voice only), by how much worse their score is than
+    the baseline; then every other touchpoint the same way.
 """
 from __future__ import annotations
 
@@ -563,9 +569,12 @@ def _priority(rows: pd.DataFrame, alpha, value_per_customer) -> pd.DataFrame:
     rows["pain_point"] = voice_bad & (behaviour_bad | ~measured)
     rows["flag"] = np.select([voice_bad & behaviour_bad, voice_bad, behaviour_bad],
                              ["voice and behaviour", "voice", "behaviour"], default="")
-    order = rows.assign(_pp=~rows["pain_point"], _v=-rows["value_at_risk"].fillna(-1),
+    risk = rows["value_at_risk"]
+    flagged = rows["flag"] != ""
+    tier = np.select([flagged & (risk > 0), flagged], [0, 1], default=2)
+    order = rows.assign(_tier=tier, _v=-risk.fillna(0),
                         _s=rows["score_diff"].fillna(rows["sentiment_diff"]).fillna(np.inf))
-    order = order.sort_values(["_pp", "_v", "_s"], kind="stable")
+    order = order.sort_values(["_tier", "_v", "_s"], kind="stable")
     rows.loc[order.index, "rank"] = np.arange(1, len(rows) + 1)
     rows["rank"] = rows["rank"].astype("int64")
     return rows
@@ -666,52 +675,77 @@ def plot_emotion_curve(table: pd.DataFrame, *, measure: str = "score", ax=None, 
     return ax
 
 
-def plot_priority_matrix(table: pd.DataFrame, *, ax=None):
-    """Importance x performance: customers reached (log scale) against mean score, one point
-    per touchpoint with feedback, sized by value at risk, pain points in red; the dashed lines
-    are the journey baseline score and the median reach, splitting the four quadrants
-    ("fix first" is top-reach, low-score)."""
-    import matplotlib.pyplot as plt
+_FLAG_COLOURS = {"voice and behaviour": "#c0392b", "behaviour": "#e67e22", "voice": "#8e44ad", "": "#9aa5b1"}
 
-    d = table[table["score_mean"].notna() & (table["reached"] > 0)].copy()
+
+def plot_priority_matrix(table: pd.DataFrame, *, ax=None, currency: str | None = None, top: int = 12):
+    """Priority: what each touchpoint puts at risk against how customers rate it.
+
+    One point per touchpoint that is flagged or has measured customers lost (the ``top``
+    first by ``rank``), numbered by its rank, so the matrix, the table and the
+    headline give the same order. x: money at risk (customers lost when there is no order
+    value); touchpoints whose effect on leaving is not measured sit in a band on the left.
+    y: mean score against the rest of the journey (0-100 points); touchpoints nobody rated
+    (a pop-up) sit in a band at the bottom, so a behaviour-only issue is never left out.
+    Colour: the evidence (``flag``).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    d = table.sort_values("rank")
+    keep = (d["flag"] != "") | (d["customers_lost"] > 0)
+    d = d[keep].head(top).copy()
     if ax is None:
-        _, ax = plt.subplots(figsize=(7.5, 5.5))
+        _, ax = plt.subplots(figsize=(8.0, 5.6))
     if d.empty:
-        ax.text(0.5, 0.5, "no touchpoint has both feedback and events", ha="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no touchpoint is flagged and none has measured customers lost", ha="center",
+                transform=ax.transAxes)
+        ax.set_axis_off()
         return ax
-    var = d["value_at_risk"].fillna(0)
-    size = 40 + 400 * (var / var.max() if var.max() > 0 else 0)
-    colours = np.where(d["pain_point"], "#c0392b", "#4c72b0")
-    ax.scatter(d["reached"], d["score_mean"], s=size, c=colours, alpha=0.75, edgecolors="white", zorder=3)
-    # labels: points that (nearly) coincide get their labels stacked instead of printed over each other
-    lx = np.log10(d["reached"].to_numpy("float64"))
-    ly = d["score_mean"].to_numpy("float64")
-    nx = (lx - lx.min()) / max(lx.max() - lx.min(), 1e-9)
-    ny = (ly - ly.min()) / max(ly.max() - ly.min(), 1e-9)
+    money = float(table.attrs.get("value_per_customer", 1.0)) != 1.0
+    x = (d["value_at_risk"] if money else d["customers_lost"]).astype("float64")
+    gap = d["score_diff"].astype("float64")
+    if gap.isna().all() and d["sentiment_diff"].notna().any():     # text-only feedback: sentiment, in points
+        gap = 50 * d["sentiment_diff"].astype("float64")
+    xmax = float(np.nanmax(x)) if x.notna().any() and np.nanmax(x) > 0 else 1.0
+    glo = float(np.nanmin(gap)) if gap.notna().any() else -10.0
+    ghi = float(np.nanmax(gap)) if gap.notna().any() else 10.0
+    glo, ghi = min(glo, -5.0), max(ghi, 5.0)
+    span = ghi - glo
+    x_band, y_band = -0.12 * xmax, glo - 0.22 * span
+    px = x.fillna(x_band).to_numpy()
+    py = gap.fillna(y_band).to_numpy()
+    ax.axvspan(-0.2 * xmax, -0.04 * xmax, color="#f2f2f2", zorder=0)
+    ax.axhspan(glo - 0.32 * span, glo - 0.12 * span, color="#f2f2f2", zorder=0)
+    ax.text(-0.12 * xmax, glo - 0.1 * span, "drop-off\nnot\nmeasured", ha="center", va="bottom", fontsize=7.5,
+            color="#666666")
+    ax.text(0.02 * xmax, glo - 0.3 * span, "no feedback", ha="left", va="bottom", fontsize=7.5, color="#666666")
+    var = x.fillna(0).to_numpy()
+    size = 60 + 360 * (var / xmax)
+    colours = [_FLAG_COLOURS.get(f, "#9aa5b1") for f in d["flag"]]
+    ax.scatter(px, py, s=size, c=colours, alpha=0.8, edgecolors="white", zorder=3)
     placed: list[tuple[float, float]] = []
-    for i, (_, r) in enumerate(d.iterrows()):
-        for off in (4, -12, 16, -24, 28, -36, 40):
-            y_label = ny[i] + off / 300
-            if all(abs(nx[i] - px) > 0.18 or abs(y_label - py) > 0.04 for px, py in placed):
+    for xi, yi, (_, r) in zip(px, py, d.iterrows()):
+        nx, ny = xi / (1.3 * xmax), (yi - glo) / (1.5 * span)
+        for off in (0, 12, -12, 24, -24, 36, -36):
+            if all(abs(nx - qx) > 0.22 or abs(ny + off / 330 - qy) > 0.035 for qx, qy in placed):
                 break
-        placed.append((nx[i], y_label))
-        ax.annotate(r["touchpoint"], (r["reached"], r["score_mean"]), textcoords="offset points", xytext=(6, off),
-                    fontsize=8.5, color="#c0392b" if r["pain_point"] else "#333333")
-    ax.set_xscale("log")
-    lo, hi = float(d["score_mean"].min()), float(d["score_mean"].max())
-    pad = max(hi - lo, 5.0) * 0.14
-    ax.set_ylim(lo - pad, hi + pad)          # empty bands for the quadrant labels
-    base = table.attrs.get("baseline_score", float(d["score_mean"].mean()))
-    ax.axhline(base, ls="--", color="#888888", lw=1)
-    ax.axvline(float(d["reached"].median()), ls="--", color="#888888", lw=1)
-    box = dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85)
-    ax.text(0.99, 0.015, "fix first: many customers, low score", transform=ax.transAxes, ha="right",
-            fontsize=8.5, color="#c0392b", bbox=box, zorder=5)
-    ax.text(0.99, 0.985, "keep: many customers, high score", transform=ax.transAxes, ha="right", va="top",
-            fontsize=8.5, color="#555555", bbox=box, zorder=5)
-    ax.set_xlabel("customers reached (log scale)  — importance")
-    ax.set_ylabel("mean score (0-100)  — performance")
-    ax.set_title("Priority matrix (point size: value at risk; red: pain point)", fontsize=11)
+        placed.append((nx, ny + off / 330))
+        ax.annotate(f"{int(r['rank'])}. {r['touchpoint']}", (xi, yi), textcoords="offset points",
+                    xytext=(8, off - 3), fontsize=8.5, color="#222222" if r["flag"] else "#777777", zorder=4)
+    ax.axhline(0, ls="--", color="#888888", lw=1)
+    ax.axvline(0, color="#bbbbbb", lw=0.8)
+    ax.set_xlim(-0.2 * xmax, xmax * 1.5)
+    ax.set_ylim(glo - 0.32 * span, ghi + 0.12 * span)
+    unit = f"money at risk ({currency})" if money and currency else ("money at risk" if money else "customers lost")
+    ax.set_xlabel(f"{unit}: customers who leave because of it  — impact")
+    ax.set_ylabel("score against the rest of the journey (points)")
+    ax.set_title("Priority (numbers: rank; right = more at risk, low = rated worse)", fontsize=11)
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 0 else ""))
+    seen = [f for f in _FLAG_COLOURS if f and f in set(d["flag"])]
+    if seen:
+        ax.legend(handles=[Line2D([], [], ls="", marker="o", color=_FLAG_COLOURS[f], label=f) for f in seen],
+                  title="evidence", fontsize=8, title_fontsize=8, loc="upper right", frameon=False)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return ax

@@ -76,9 +76,12 @@ def test_selecting_a_moment_shows_its_touchpoints_with_pain_points_numbers(sim, 
         assert all(f"<b>{x}</b>" in explorer.table_html.value for x in shown)
         others = set(jm.touchpoints) - shown
         assert not any(f"<b>{x}</b>" in explorer.table_html.value for x in others)
-    # the planted pain point is flagged and ranked first in its moment
+    # the planted pain point is the first pain point of its moment, after the pop-up that
+    # puts more money at risk without a complaint (one priority scale)
     explorer.moment.value = "FMOT"
-    assert explorer.table.sort_values("rank").touchpoint.iloc[0] == "registration_form"
+    ranked = explorer.table.sort_values("rank")
+    assert ranked[ranked.pain_point].touchpoint.iloc[0] == "registration_form"
+    assert ranked.touchpoint.iloc[0] == "popup_shown" and ranked.flag.iloc[0] == "behaviour"
     assert "voice + behaviour" in explorer.table_html.value
 
 
