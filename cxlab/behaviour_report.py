@@ -261,13 +261,17 @@ class BehaviourReport:
                              "odds ratio of leaving": s["odds_ratio"], "CI low": s["ci_low"],
                              "CI high": s["ci_high"], "q_value": s["q_value"]})
 
-    def strongest(self) -> pd.Series | None:
+    def strongest(self, *, touchpoints_only: bool = False) -> pd.Series | None:
         """The clearest link with leaving: among the rows of :meth:`odds_table` significant
         (q below ``alpha``) and above 1, the one whose interval's lower end is highest (the
-        odds ratio the data most surely put far above 1); None when there is none."""
+        odds ratio the data most surely put far above 1); None when there is none.
+        ``touchpoints_only``: leave out the covariates (a channel is not something to fix)."""
         if self.model is None:
             return None
         odds = self.odds_table()
+        if touchpoints_only:
+            kinds = self.model.summary().query("kind != 'baseline'")["kind"].to_numpy()
+            odds = odds[kinds != "covariate"]
         sig = odds[(odds["q_value"] < self.alpha) & (odds["odds ratio of leaving"] > 1)]
         return None if sig.empty else sig.loc[sig["CI low"].idxmax()]
 

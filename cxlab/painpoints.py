@@ -70,7 +70,7 @@ from .io import SCALES, in_score_class
 from .journey import JourneyMap
 from .stats import bh_qvalues, wilson_ci
 
-__all__ = ["pain_points", "exposure_candidates", "estimable_exposures", "independent_terms", "separated_terms",
+__all__ = ["pain_points", "mean_order_value", "exposure_candidates", "estimable_exposures", "independent_terms", "separated_terms",
            "fit_voice_model", "emotion_curve",
            "plot_emotion_curve", "plot_priority_matrix", "circular_journey",
            "normalised_score"]
@@ -544,6 +544,27 @@ def _voice_columns(rows: pd.DataFrame, f: pd.DataFrame | None, tps, alpha) -> pd
     rows["score_q"] = bh_qvalues(rows["score_p"])
     rows["sentiment_q"] = bh_qvalues(rows["sentiment_p"])
     return rows.drop(columns=["negative", "scored"])
+
+
+def mean_order_value(events, *, journey=None) -> float | None:
+    """The mean ``value`` of the conversion events (what a lost customer is worth in the
+    reports); None when the events carry no order values.
+
+    Examples
+    --------
+    >>> from cxlab.datasets import simulate_journeys
+    >>> round(mean_order_value(simulate_journeys(2_000, seed=1).events))
+    73
+    """
+    jm = JourneyMap.coerce(journey)
+    t = as_table(events)
+    v = _value_per_customer(t, jm)
+    return None if "value" not in t.columns or v == 1.0 and _no_values(t, jm) else v
+
+
+def _no_values(t, jm: JourneyMap) -> bool:
+    conv = t.filter((t.touchpoint == jm.conversion) & t.value.notnull())
+    return int(conv.count().to_pandas()) == 0
 
 
 def _value_per_customer(t, jm: JourneyMap) -> float:

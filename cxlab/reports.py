@@ -932,7 +932,7 @@ def _run_locked(path: Path, name: str, day: str, params: dict, *, out, kernel, p
     out = Path(out).resolve()
     day_dir = out / day
     day_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-{day}-", dir=out))   # the day: see brief.previous_metrics
     try:
         executed = tmp / f"{name}.ipynb"
         metrics = tmp / f"{name}.metrics.json"

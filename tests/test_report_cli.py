@@ -295,7 +295,7 @@ def test_report_all_and_trends_in_the_index(runs, capsys):
     assert m["entrants"] < earlier["entrants"]  # the period ends in March
     index = (out / "index.html").read_text()
     assert f'href="{D2}/funnel_dropoff.html"' in index and f'href="{D1}/funnel_dropoff.html"' in index
-    assert "<h4>conversion</h4><img" in index  # a chart once there are two runs
+    assert re.search(r"<h4>Conversion \([^<]*\)<span class='sub'>conversion</span></h4><img", index)  # a chart once there are two runs
     expected = compare_with_previous(m, earlier).set_index("metric").loc["conversion", "verdict"]
     assert expected in ("changed", "within noise") and expected in index
 
