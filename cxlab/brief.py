@@ -26,7 +26,7 @@ import pandas as pd
 
 from .quality import format_pct
 
-__all__ = ["Brief", "behaviour_brief", "voice_brief", "previous_metrics", "render_brief", "describe_period"]
+__all__ = ["Brief", "behaviour_brief", "voice_brief", "pull_brief", "previous_metrics", "render_brief", "describe_period"]
 
 _DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -343,3 +343,64 @@ def voice_brief(summary, table: pd.DataFrame | None, journey, *, metrics: dict, 
 
 _EVIDENCE = {"voice and behaviour": "complaints and drop-off", "behaviour": "drop-off, no complaints",
              "voice": "complaints"}
+
+
+# --------------------------------------------------------------------------- pull
+def pull_brief(pulls, summary: pd.DataFrame, touchpoints: pd.DataFrame | None = None) -> Brief:
+    """The pull report's brief: what this run pulled (file names, rows read, added,
+    skipped), what the workspace now holds and for when, what to fix before the analyses.
+
+    Parameters
+    ----------
+    pulls : list of PullResult
+    summary : DataFrame
+        :func:`cxlab.quality.quality_summary`.
+    touchpoints : DataFrame, optional
+        :func:`cxlab.quality.touchpoint_table` (``in_map``, ``events``).
+    """
+    b = Brief(title="Pull and data quality", period="", numeric_from=2)
+    by = summary.set_index("table")
+    spans = []
+    for name in ("events", "feedback"):
+        if name in by.index and pd.notna(by.loc[name, "rows"]) and int(by.loc[name, "rows"]):
+            r = by.loc[name]
+            spans.append(f"{name} from {_date(r['first_ts'])} to {_date(r['last_ts'])}")
+    b.period = ("The workspace now holds " + "; ".join(spans)) if spans else "The workspace holds no data yet"
+    b.items_title = "This run"
+    b.item_columns = ["file", "kind", "rows read", "added", "duplicates skipped", "other"]
+    for p in pulls:
+        other = []
+        if p.status == "already_loaded":
+            other.append("already pulled: nothing read")
+        if p.conflicts_skipped:
+            other.append(f"{p.conflicts_skipped:,} with a known key and other content")
+        if p.rows_removed:
+            other.append(f"replaced an earlier load ({p.rows_removed:,} rows removed)")
+        b.items.append([Path(str(p.source)).name, p.kind, f"{p.rows_read:,}", f"{p.rows_added:,}",
+                        f"{p.duplicates_skipped:,}", "; ".join(other)])
+    for name in ("events", "feedback"):
+        if name in by.index and pd.notna(by.loc[name, "rows"]) and int(by.loc[name, "rows"]):
+            r = by.loc[name]
+            cust = f" from {int(r['customers']):,} customers" if pd.notna(r.get("customers")) else ""
+            line = f"{int(r['rows']):,} {'events' if name == 'events' else 'pieces of feedback'}{cust}"
+            if pd.notna(r.get("days")) and pd.notna(r.get("active_days")) and int(r["active_days"]) < int(r["days"]):
+                line += (f"; {int(r['days']) - int(r['active_days']):,} of {int(r['days']):,} days have none "
+                         "(gaps in the export, or quiet days)")
+            b.findings.append(line + ".")
+    todo = []
+    if touchpoints is not None and len(touchpoints) and "in_map" in touchpoints.columns:
+        unknown = touchpoints[~touchpoints["in_map"].astype(bool)]
+        if len(unknown):
+            share = unknown["events"].sum() / max(touchpoints["events"].sum(), 1)
+            b.findings.append(f"{len(unknown)} touchpoint(s) in the data are not in the journey map "
+                              f"({unknown['events'].sum():,} events, {format_pct(share)}).")
+            todo.append("add the touchpoints the map does not know to journey.yml (or fix the export)")
+    notes = [n for p in pulls for n in p.notes]
+    if notes:
+        b.findings.append(f"{len(notes)} note(s) on how times were read (see below).")
+    if sum(p.conflicts_skipped for p in pulls):
+        todo.append("pull a corrected export with --replace if the rows with known keys and other content "
+                    "are corrections")
+    b.recommendation = ("Before the analyses: " + "; ".join(todo) + "." if todo
+                        else "The data is ready for the analyses (funnel and drop-off, voice and KPIs).")
+    return b

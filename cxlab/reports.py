@@ -45,6 +45,8 @@ from .exceptions import CxlabError, did_you_mean
 
 KERNEL = "python3"
 _RESERVED = ("cxlab_version", "created_at", "parameters", "workspace", "run")
+#: keys a report writes that are not headline numbers: the brief (display text) and the periods
+_NOT_HEADLINE = _RESERVED + ("brief", "period", "previous_period")
 _SET_BY_RUN = ("metrics_path",)  # parameters the run sets itself
 
 
@@ -680,7 +682,7 @@ def headline_metrics(metrics: dict) -> dict[str, dict]:
     """
     out = {}
     for key, v in (metrics or {}).items():
-        if key in _RESERVED or str(key).startswith("_"):
+        if key in _NOT_HEADLINE or str(key).startswith("_"):
             continue
         s = _stat(v)
         if s is not None:

@@ -86,3 +86,25 @@ def test_the_index_opens_with_the_briefs_and_folds_engineering_numbers(tmp_path)
     assert "reached.home_page" not in main and "reached.home_page" in details
     conv = m["conversion"]["value"]
     assert f"{100 * conv:.1f}%" in main and f">{conv:.3g}<" not in main   # a rate as %
+
+
+def test_the_pull_brief_says_what_was_pulled_and_what_to_fix(tmp_path, own_journey):
+    from cxlab import quality
+    from cxlab.brief import pull_brief
+
+    with cxlab.connect(tmp_path / "ws.duckdb") as ws:
+        pulls = [ws.pull(own_journey["events"]), ws.pull(own_journey["events"])]   # the second adds nothing
+        jm = cxlab.JourneyMap.default()                                          # not the team's own map
+        summary = quality.quality_summary(ws, journey=jm)
+        touchpoints = quality.touchpoint_table(ws, journey=jm)
+        b = pull_brief(pulls, summary, touchpoints)
+        ev = ws.events().to_pandas()
+        n = (len(ev), ev.customer_id.nunique())
+    assert b.items[0] == ["eventi.csv", "events", f"{pulls[0].rows_read:,}", f"{pulls[0].rows_added:,}",
+                          f"{pulls[0].duplicates_skipped:,}", ""]
+    assert b.items[1][-1] == "already pulled: nothing read"
+    assert b.findings[0].startswith(f"{n[0]:,} events from {n[1]:,} customers")
+    unknown = touchpoints[~touchpoints.in_map]
+    assert set(unknown.touchpoint) == set(ev.touchpoint)      # every Italian name is unknown to the default map
+    assert f"{len(unknown)} touchpoint(s) in the data are not in the journey map" in " ".join(b.findings)
+    assert b.recommendation.startswith("Before the analyses: add the touchpoints the map does not know")
