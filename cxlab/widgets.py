@@ -358,7 +358,7 @@ class PainPointExplorer:
         self.kpi_html = w.HTML()
         self.curve = w.HTML(layout=w.Layout(width="100%"))
         self.table_html = w.HTML()
-        panel = {"flex": "1 1 380px", "min_width": "0", "overflow_x": "auto"}
+        panel = {"flex": "1 1 380px", "min_width": "0", "overflow": "auto"}
         self.funnel_html = w.HTML(layout=w.Layout(**panel))
         self.terms_html = w.HTML(layout=w.Layout(**panel))
         self.verbatims_html = w.HTML()
@@ -377,14 +377,18 @@ class PainPointExplorer:
                        w.HBox([self.funnel_html, self.terms_html],
                               layout=w.Layout(flex_flow="row wrap", grid_gap="0 24px", width="100%")),
                        label("What customers said (newest first, personal data masked)"), self.verbatims_html],
-                      layout=w.Layout(flex="1 1 0%", min_width="0", padding="0 0 0 16px", overflow_x="hidden"))
+                      layout=w.Layout(flex="1 1 0%", min_width="0", padding="0 0 0 16px"))
         title = w.HTML(_CSS + "<div class='cx-root'><div class='cx-title'>Pain points per moment of truth</div>"
                        f"<div class='cx-sub'>{sum(d.base['reached'] > 0)} touchpoints with activity, "
                        f"{len(d.feedback):,} pieces of feedback, {d.first_day:%d %b %Y} – {d.last_day:%d %b %Y}. "
                        "Pick a moment, then narrow by touchpoint, channel, segment or dates.</div></div>")
         self.widget = w.VBox([title, self.moment, w.HBox([filters, main], layout=w.Layout(width="100%"))],
-                             layout=w.Layout(width="100%", max_width="100%", overflow_x="hidden"))
+                             layout=w.Layout(width="100%", max_width="100%"))
         self.widget.add_class("cx-root")
+        for name, h in (("kpis", self.kpi_html), ("curve", self.curve), ("table", self.table_html),
+                        ("funnel", self.funnel_html), ("terms", self.terms_html), ("verbatims", self.verbatims_html),
+                        ("filters", filters)):
+            h.add_class(f"cx-p-{name}")          # the page's panels, for layout checks
 
         self.moment.observe(self._on_moment, "value")
         for c in (self.touchpoints, self.channels, self.segments, self.dates):
