@@ -372,8 +372,8 @@ class PainPointExplorer:
                          + [label("Dates"), self.dates, self.dates_label, w.HTML("<br>"), self.reset_button, self.refit_button,
                             self.status],
                          layout=w.Layout(width="260px", min_width="260px"))
-        main = w.VBox([self.kpi_html, label("Emotional curve"), self.curve,
-                       label("Pain points"), self.table_html,
+        main = w.VBox([self.kpi_html, label("Pain points, the costliest first"), self.table_html,
+                       label("Emotional curve"), self.curve,
                        w.HBox([self.funnel_html, self.terms_html],
                               layout=w.Layout(flex_flow="row wrap", grid_gap="0 24px", width="100%")),
                        label("What customers said (newest first, personal data masked)"), self.verbatims_html],
