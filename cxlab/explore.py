@@ -339,8 +339,9 @@ class ExplorerData:
                   end=None) -> Selection:
         """A normalised :class:`Selection`: levels sorted, everything-selected becomes None,
         unknown values refused with the known ones."""
-        if moment is not None and moment not in MOMENTS:
-            raise ValueError(f"moment={moment!r} is not one of {MOMENTS} (or None for the whole journey)")
+        if moment is not None and moment not in self.journey.moment_ids:
+            raise ValueError(f"moment={moment!r} is not a moment of the journey map: one of "
+                             f"{list(self.journey.moment_ids)} (or None for the whole journey)")
         channels, segments = _levels(channels), _levels(segments)
         for name, got, known in (("channels", channels, self.channels), ("segments", segments, self.segments)):
             if got is not None:

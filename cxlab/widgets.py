@@ -24,7 +24,7 @@ from html import escape
 import numpy as np
 import pandas as pd
 
-from .explore import MOMENTS, ExplorerData, Selection
+from .explore import ExplorerData, Selection
 from .journey import JourneyMap
 
 __all__ = ["PainPointExplorer", "FunnelExplorer", "ExplorerPage", "explorer_data", "emotion_curve_svg"]
@@ -224,7 +224,13 @@ def _empty(msg: str) -> str:
     return f"<div class='cx-empty'>{escape(msg)}</div>"
 
 
-_MOMENT_FILL = {"ZMOT": "#dbe9f6", "FMOT": "#fde9d9", "SMOT": "#e2f0d9", "UMOT": "#ece2f0"}
+_MOMENT_FILLS = ("#dbe9f6", "#fde9d9", "#e2f0d9", "#ece2f0", "#fff3cd", "#e0f2f1")
+
+
+def _moment_fill(moment, curve) -> str:
+    """The band colour of a moment: its position among the curve's moments (any map's ids)."""
+    order = list(dict.fromkeys(curve["moment"]))
+    return _MOMENT_FILLS[order.index(moment) % len(_MOMENT_FILLS)] if moment in order else "#eeeeee"
 
 
 def emotion_curve_svg(table: pd.DataFrame, *, highlight=None, label=None, width: int = 980,
@@ -259,7 +265,7 @@ def emotion_curve_svg(table: pd.DataFrame, *, highlight=None, label=None, width:
         faded = highlight is not None and moment != highlight
         stroke = " stroke='#c0392b' stroke-width='2'" if moment == highlight else ""
         parts.append(f"<rect x='{lo:.1f}' y='{top}' width='{hi - lo:.1f}' height='{ph}' "
-                     f"fill='{_MOMENT_FILL.get(moment, '#eeeeee')}' fill-opacity='{0.35 if faded else 1}'{stroke}/>")
+                     f"fill='{_moment_fill(moment, curve)}' fill-opacity='{0.35 if faded else 1}'{stroke}/>")
         parts.append(f"<text x='{(lo + hi) / 2:.1f}' y='{top - 8}' text-anchor='middle' font-size='13' "
                      f"font-weight='bold' fill='{'#bbbbbb' if faded else '#333333'}'>{escape(str(moment))}</text>")
     for v in (0, 25, 50, 75, 100):
@@ -329,13 +335,11 @@ class PainPointExplorer:
         self.latency = float("nan")
         self._curves: OrderedDict = OrderedDict()
 
-        moments = [("Whole journey", "ALL")] + [(m, m) for m in MOMENTS
-                                                if any(d.journey.moment_of(x) == m for x in d.journey.touchpoints)]
+        jm = d.journey               # the map's own moments, in its order, with its labels as tooltips
+        ids = [m for m in jm.moment_ids if jm.moment(m).touchpoints]
+        moments = [("Whole journey", "ALL")] + [(m, m) for m in ids]
         self.moment = w.ToggleButtons(options=moments, value="ALL", description="",
-                                      tooltips=["All touchpoints", "Zero moment of truth: research before contact",
-                                                "First moment of truth: choosing and buying",
-                                                "Second moment of truth: using and being served",
-                                                "Ultimate moment of truth: sharing the experience"][:len(moments)],
+                                      tooltips=["All touchpoints"] + [jm.moment(m).label for m in ids],
                                       style={"button_width": "120px"})
         box = {"layout": w.Layout(width="240px")}
         self.touchpoints = w.SelectMultiple(options=self._tp_options(d.journey.touchpoints),

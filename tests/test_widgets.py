@@ -486,6 +486,10 @@ def test_an_own_journey_shows_its_labels_and_currency_and_no_default_touchpoint(
     default = set(cxlab.JourneyMap.default().touchpoints) - set(jm.touchpoints)
     assert not [tp for tp in default if tp in page]
     assert "10 days" in x.funnel_html.value                                  # the map's window, for people
+    # the map's own moments (RICERCA, OFFERTA...), not the default's four
+    assert [v for _, v in x.moment.options] == ["ALL", *jm.moment_ids]
+    x.moment.value = "OFFERTA"
+    assert set(x.table.touchpoint) == set(jm.moment("OFFERTA").touchpoints)
 
 
 def escape_label(text):
