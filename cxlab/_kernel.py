@@ -8,7 +8,9 @@ removed with the kernel), which nothing but this user can open. Where IPC does n
 (Windows), the kernel keeps TCP and the manager provisions CurveZMQ keys when pyzmq has
 them and the kernelspec declares support (jupyter_client's ``transport_encryption="auto"``).
 
-Nothing is hidden: the kernel's own errors and warnings still reach stderr.
+At the end of a run the kernel is asked to shut down without the interrupt (SIGINT) that
+jupyter_client sends first, which raced the kernel's last message handler and made it log a
+KeyboardInterrupt. Nothing is hidden: the kernel's own errors and warnings still reach stderr.
 """
 from __future__ import annotations
 
@@ -37,6 +39,28 @@ class LocalKernelManager(AsyncKernelManager):
             self.ip = os.path.join(self._socket_dir, "kernel")
         elif zmq.has("curve") and self.has_trait("transport_encryption"):
             self.transport_encryption = "auto"
+
+    _shutting_down_run = False
+
+    async def _async_shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+        # jupyter_client interrupts (SIGINT) a kernel before asking it to shut down. A report
+        # run shuts its kernel down only once the notebook is done (nbclient interrupts a
+        # cell that times out itself), and the interrupt then races the kernel's last
+        # message handler ("[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.").
+        # So no interrupt here: the shutdown request, then SIGTERM and SIGKILL if ignored.
+        self._shutting_down_run = True
+        try:
+            await super()._async_shutdown_kernel(now=now, restart=restart)
+        finally:
+            self._shutting_down_run = False
+
+    async def _async_interrupt_kernel(self) -> None:
+        if self._shutting_down_run:
+            return
+        await super()._async_interrupt_kernel()
+
+    shutdown_kernel = _async_shutdown_kernel
+    interrupt_kernel = _async_interrupt_kernel
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
