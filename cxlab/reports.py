@@ -929,6 +929,8 @@ def _run_locked(path: Path, name: str, day: str, params: dict, *, out, kernel, p
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from ._kernel import LocalKernelManager  # the kernel on local sockets: no open TCP port
+
     started = _dt.datetime.now(_dt.UTC)
     root = _root_of(path)
     out = Path(out).resolve()
@@ -943,7 +945,7 @@ def _run_locked(path: Path, name: str, day: str, params: dict, *, out, kernel, p
         try:
             papermill.execute_notebook(str(path), str(executed), parameters=params,
                                        kernel_name=kernel, cwd=str(root), progress_bar=progress,
-                                       log_output=False)
+                                       log_output=False, kernel_manager_class=LocalKernelManager)
         except PapermillExecutionError as exc:
             failed = day_dir / f"{name}.failed.ipynb"
             if executed.exists():
