@@ -172,13 +172,17 @@ def _diff(v) -> str:
     return f"{v:+.2g}"
 
 
-def _verdict_html(row) -> str:
+def _verdict_html(row, basis: str = "run") -> str:
     if row is None:
         return '<span class="muted">first run</span>'
     v = row["verdict"]
     p = row["p_value"]
     diff = _diff(row["difference"])
     ptxt = f", p={p:.2g}" if p is not None and math.isfinite(p) else ""
+    if basis == "period":
+        if row["reason"] == "no previous value":
+            return '<span class="muted">—<span class="sub">not computed for the previous period</span></span>'
+        ptxt += "; vs previous period"
     if v == "changed":
         return f'<span class="changed">changed<span class="sub">{_e(diff + ptxt)}</span></span>'
     if v == "within noise":
@@ -186,7 +190,8 @@ def _verdict_html(row) -> str:
         return f'<span class="noise">within noise<span class="sub">{_e(diff + ptxt + why)}</span></span>'
     if row["reason"] == "no previous value":
         return '<span class="muted">new metric</span>'
-    return f'<span class="muted">{_e(diff)}<span class="sub">not tested</span></span>'
+    vs = "; vs previous period" if basis == "period" else ""
+    return f'<span class="muted">{_e(diff)}<span class="sub">not tested{vs}</span></span>'
 
 
 #: metric names (or their prefixes) that are engineering detail, not business KPIs: shown in a
@@ -251,10 +256,21 @@ def _trends(report: str, ok_runs: list[dict]) -> str:
         names.extend(k for k in m if k not in names)
     if not names:
         return '<p class="muted">This report records no numeric headline metrics.</p>'
-    comparisons = {}
-    for i in range(1, len(flat)):
-        table = compare_with_previous(flat[i][1], flat[i - 1][1])
+    comparisons, basis, period_labels = {}, {}, {}
+    for i, run in enumerate(ok_runs):
+        own = run["metrics"].get("previous_period")
+        if isinstance(own, dict):  # like with like: the run's own previous period of the same length
+            table = compare_with_previous(flat[i][1], headline_metrics(own))
+            basis[flat[i][0]] = "period"
+        elif i == 0:
+            continue
+        else:
+            table = compare_with_previous(flat[i][1], flat[i - 1][1])
+            basis[flat[i][0]] = "run"
         comparisons[flat[i][0]] = {r["metric"]: r for r in table.to_dict("records")}
+        period = run["metrics"].get("period")
+        if isinstance(period, dict) and period.get("label"):
+            period_labels[flat[i][0]] = str(period["label"])
     labels = _labels(ok_runs)
     cards, detail_cards = [], []
     for name in names:
@@ -262,15 +278,16 @@ def _trends(report: str, ok_runs: list[dict]) -> str:
         has_ci = any(s["ci_low"] is not None for _, s in points)
         has_n = any(s["n"] is not None for _, s in points)
         head = "<th>date</th><th>value</th>" + ("<th>CI</th>" if has_ci else "") + \
-               ("<th>n</th>" if has_n else "") + "<th>vs previous run</th>"
+               ("<th>n</th>" if has_n else "") + "<th>vs previous</th>"
         rows = []
         for d, s in reversed(points):
             ci = (f"<td class='num nowrap'>{_e(_fmt_stat(s['ci_low'], s))}–{_e(_fmt_stat(s['ci_high'], s))}</td>"
                   if has_ci else "")
             n = f"<td class='num'>{_fmt(s['n'])}</td>" if has_n else ""
             cmp = comparisons.get(d, {}).get(name)
-            rows.append(f"<tr><td class='nowrap'>{_e(d)}</td><td class='num'>{_e(_fmt_stat(s['value'], s))}</td>"
-                        f"{ci}{n}<td>{_verdict_html(cmp)}</td></tr>")
+            when = _e(d) + (f"<span class='sub'>{_e(period_labels[d])}</span>" if d in period_labels else "")
+            rows.append(f"<tr><td class='nowrap'>{when}</td><td class='num'>{_e(_fmt_stat(s['value'], s))}</td>"
+                        f"{ci}{n}<td>{_verdict_html(cmp, basis.get(d, 'run'))}</td></tr>")
         chart = _chart(name, points) if len(points) >= 2 else ""
         title = (f"{_e(labels[name])}<span class='sub'>{_e(name)}</span>" if name in labels else _e(name))
         card = (f'<div class="card"><h4>{title}</h4>{chart}<table><thead><tr>{head}'
@@ -305,7 +322,10 @@ def render_index(out: Path) -> str:
         parts.append(_runs_table(runs, out))
         parts.append(
             "<h2>Headline numbers across runs</h2><p class='muted'>Most recent first. "
-            "<em>vs previous run</em>: a rate with its n is compared with a two-proportion "
+            "<em>vs previous</em>: a run that covers a period (<code>period</code>, "
+            "<code>period_start</code>) is compared with its own previous period of the same "
+            "length, like with like (<em>vs previous period</em>); a run without one with the "
+            "previous run of the report. A rate with its n is compared with a two-proportion "
             "z-test, a score with its standard error with a z-test on the difference; "
             "<span class='changed'>changed</span> means p &lt; 0.05 with n ≥ 100 in both runs, "
             "otherwise the difference is within noise. Numbers without n or standard error "

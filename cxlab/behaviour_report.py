@@ -39,6 +39,7 @@ __all__ = [
     "BehaviourReport",
     "behaviour_report",
     "check_escape_step",
+    "headline_numbers",
     "choose_covariates",
     "choose_exposures",
     "independent_terms",
@@ -303,6 +304,20 @@ class BehaviourReport:
         return self.label(r.variable)
 
     # ------------------------------------------------------------------ metrics
+    def period_rows(self) -> list[tuple[str, str, str]]:
+        """The rows of the page's "this period against the previous" table: ``(key, label,
+        unit)`` for :func:`cxlab.periods.comparison_view`."""
+        if self.funnel is None or self.note:
+            return [("entrants", f"Customers who started at {self.label(self.journey.funnel[0])}", "count")]
+        rows = [("entrants", f"Customers who started at {self.label(self.journey.funnel[0])}", "count"),
+                ("conversion", f"Reached {self.label(self.journey.funnel[-1])} within "
+                               f"{readable_duration(self.window)}", "share")]
+        if self.worst is not None:
+            w = self.escapes.set_index("step").loc[self.worst]
+            rows.append(("leave_rate_worst_step", f"Left at {self.label(self.worst)} (did not go on to "
+                                                  f"{self.label(w['next_step'])})", "share"))
+        return rows
+
     def metrics(self) -> dict:
         """The numbers for ``metrics.json``.
 
@@ -314,17 +329,13 @@ class BehaviourReport:
         """
         if self.funnel is None:
             return {"entrants": 0, "note": self.note}
-        first, last = self.funnel.iloc[0], self.funnel.iloc[-1]
-        out = {"entrants": int(first["n"]), "window": _format_duration(self.window),
+        out = {"entrants": int(self.funnel["n"].iloc[0]), "window": _format_duration(self.window),
                "reached": dict(zip(self.funnel["touchpoint"], self.funnel["n"].astype(int)))}
         if self.note:
             out["note"] = self.note
             return out
-        out["conversion"] = {"value": last["rate"], "ci_low": last["ci_low"], "ci_high": last["ci_high"],
-                             "n": int(first["n"]), "successes": int(last["n"])}
-        rates = {r.step: {"value": r.leave_rate, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": int(r.reached),
-                          "successes": int(r.left)}
-                 for r in self.escapes.sort_values("position").itertuples()}   # funnel order
+        out["conversion"] = _conversion(self.funnel)
+        rates = _leave_rates(self.escapes)
         out["worst_step"] = self.worst
         if self.worst is not None:
             out["leave_rate_worst_step"] = rates[self.worst]
@@ -342,6 +353,65 @@ class BehaviourReport:
             "dropoff": None if self.model is None else self.model.to_dict(),
         }
         return out
+
+
+def _conversion(steps: pd.DataFrame) -> dict:
+    first, last = steps.iloc[0], steps.iloc[-1]
+    return {"value": last["rate"], "ci_low": last["ci_low"], "ci_high": last["ci_high"],
+            "n": int(first["n"]), "successes": int(last["n"])}
+
+
+def _leave_rates(escapes: pd.DataFrame) -> dict:
+    """``{step: {value, ci_low, ci_high, n, successes}}`` in funnel order."""
+    return {r.step: {"value": r.leave_rate, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": int(r.reached),
+                     "successes": int(r.left)}
+            for r in escapes.sort_values("position").itertuples()}
+
+
+def headline_numbers(events, *, journey=None, window=None, alpha: float = 0.05, worst=None) -> dict:
+    """The report's headline metrics on ``events`` alone, without the drop-off model: what
+    the previous period of a report needs (:mod:`cxlab.periods`).
+
+    Parameters
+    ----------
+    events : Workspace, Ibis table or DataFrame
+        Typically :meth:`cxlab.periods.Period.filter` of the previous period.
+    journey, window, alpha
+        As in :func:`behaviour_report`.
+    worst : str, optional
+        The step whose leave rate is ``leave_rate_worst_step`` (give the current period's
+        worst step, so the two periods compare the same step); default: this data's own.
+
+    Returns
+    -------
+    dict
+        The keys of :meth:`BehaviourReport.metrics` that :func:`cxlab.reports.headline_metrics`
+        reads, in the same shapes: ``entrants``, ``reached``, ``conversion``, ``worst_step``,
+        ``leave_rate_worst_step``, ``leave_rate``; ``entrants`` 0 and ``note`` when nobody
+        entered the funnel.
+    """
+    from .funnel import funnel
+    from .paths import escape_summary
+
+    jm = JourneyMap.coerce(journey)
+    td = jm.conversion_window if window in (None, "") else parse_duration(window, key="window")
+    t = as_table(events)
+    if int(t.count().to_pandas()) == 0:
+        return {"entrants": 0, "note": "no events in this period"}
+    steps = funnel(t, journey=jm, window=td, alpha=alpha)
+    out = {"entrants": int(steps["n"].iloc[0]), "reached": dict(zip(steps["touchpoint"], steps["n"].astype(int)))}
+    if out["entrants"] == 0:
+        return {**out, "note": "nobody entered the funnel in this period"}
+    escapes = pd.concat([escape_summary(t, step=s, journey=jm, window=td, alpha=alpha).assign(position=i)
+                         for i, s in enumerate(jm.funnel[:-1])], ignore_index=True)
+    rates = _leave_rates(escapes)
+    worst = worst if worst in rates else worst_step(escapes)
+    out["conversion"] = _conversion(steps)
+    out["worst_step"] = worst
+    if worst is not None:
+        out["leave_rate_worst_step"] = rates[worst]
+    out["leave_rate"] = rates
+    return out
 
 
 def behaviour_report(events, *, journey=None, window=None, alpha: float = 0.05,

@@ -119,6 +119,27 @@ class WorkspaceLockedError(WorkspaceError):
         super().__init__(message)
 
 
+class ReportParameterError(CxlabError, ValueError):
+    """A parameter given to a report is refused: unknown name, wrong type or not a literal.
+
+    Raised before anything runs (``cxlab report`` exits with status 2).
+    """
+
+
+class PeriodError(ReportParameterError):
+    """A report's period parameter (``period``, ``period_start``, ``period_end``) is refused.
+
+    ``parameter`` names it and ``value`` is what was given; the message lists the accepted
+    forms (see :mod:`cxlab.periods`).
+    """
+
+    def __init__(self, parameter: str, value, message: str):
+        self.parameter = parameter
+        self.value = value
+        self.reason = message
+        super().__init__(f"{parameter}={value!r} {message}")
+
+
 class ExplorerError(CxlabError, RuntimeError):
     """``cxlab explore`` cannot serve: the port is in use, or Voilà did not answer on it."""
 

@@ -663,6 +663,22 @@ def style_table(df: pd.DataFrame, *, percent=None, max_rows: int | None = 30, ca
     return styler
 
 
+MUTED_CSS = "color: #9a9a9a; background-color: #f7f7f7;"
+
+
+def mute_rows(styler, rows, *, css: str = MUTED_CSS):
+    """Grey out the rows of a :func:`style_table` Styler where ``rows`` (booleans, one per row
+    of the table, in order) is true: cells too thin to judge stay visible but read as such."""
+    import numpy as np
+
+    rows = np.asarray(rows, dtype=bool)
+    shown = styler.data
+    if not rows[: len(shown)].any():
+        return styler
+    flags = pd.Series(rows[: len(shown)], index=shown.index)
+    return styler.apply(lambda r: [css if flags[r.name] else "" for _ in r], axis=1)
+
+
 def format_pct(x, *, digits: int = 1, missing: str = "") -> str:
     """A share for people: ``0.1653`` -> ``"16.5%"``; ``missing`` for a missing value."""
     return missing if x is None or pd.isna(x) else f"{100 * float(x):.{digits}f}%"
@@ -966,5 +982,5 @@ def plot_score_distribution(data, *, axes=None):
 __all__ = ["format_pct", "quality_summary", "column_profile", "touchpoint_table", "daily_events",
            "events_per_customer", "score_distribution", "feedback_languages", "pull_table",
            "summary_metrics",
-           "loads_table", "style_table", "summary_card", "moment_palette", "plot_daily_events",
+           "loads_table", "mute_rows", "style_table", "summary_card", "moment_palette", "plot_daily_events",
            "plot_touchpoints", "plot_events_per_customer", "plot_score_distribution", "UNMAPPED"]

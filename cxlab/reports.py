@@ -41,20 +41,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .exceptions import CxlabError, did_you_mean
+from .exceptions import CxlabError, ReportParameterError, did_you_mean
 
 KERNEL = "python3"
 _RESERVED = ("cxlab_version", "created_at", "parameters", "workspace", "run")
 #: keys a report writes that are not headline numbers: the brief (display text) and the periods
 _NOT_HEADLINE = _RESERVED + ("brief", "period", "previous_period")
 _SET_BY_RUN = ("metrics_path",)  # parameters the run sets itself
-
-
-class ReportParameterError(CxlabError, ValueError):
-    """A parameter given to a report is refused: unknown name, wrong type or not a literal.
-
-    Raised before anything runs (``cxlab report`` exits with status 2).
-    """
 
 
 class ReportLockedError(CxlabError, RuntimeError):
@@ -511,8 +504,23 @@ def check_parameters(name, parameters: dict | None) -> dict:
     for key, value in (parameters or {}).items():
         _check_name(str(key), declared, path.stem)
         out[key] = _check_value(key, value, declared[key], path.stem)
+    _check_periods(out, declared)
     _check_injection(out)
     return out
+
+
+_PERIOD_PARAMETERS = ("period", "period_start", "period_end")
+
+
+def _check_periods(params: dict, declared: dict[str, Parameter]) -> None:
+    """A report that declares ``period_start`` takes the period parameters of
+    :mod:`cxlab.periods`: their form is checked before it runs (:class:`PeriodError`)."""
+    if "period_start" not in declared:
+        return
+    from .periods import check_period_parameters
+
+    given = {k: params.get(k, declared[k].default) for k in _PERIOD_PARAMETERS if k in declared}
+    check_period_parameters(**given)
 
 
 def _check_injection(params: dict) -> None:
@@ -642,6 +650,8 @@ def _fingerprint_of(workspace: str, *, root: Path) -> dict | None:
 
 # --------------------------------------------------------------------------- comparing runs
 _STAT_KEYS = ("value", "rate")
+#: the period a run covers and its previous period's metrics (cxlab.periods): not headline metrics
+_PERIOD_KEYS = ("period", "previous_period")
 
 
 def _number(v) -> float | None:
@@ -672,8 +682,9 @@ def headline_metrics(metrics: dict) -> dict[str, dict]:
 
     A number is a metric; so is a dict with a numeric ``value`` (or ``rate``), optionally
     with ``ci_low``, ``ci_high``, ``n``, ``se`` and ``successes``. Other dicts are opened
-    one level (``rows.events``); lists, text and the run's own keys (``parameters``,
-    ``workspace``...) are left out.
+    one level (``rows.events``); lists, text, the run's own keys (``parameters``,
+    ``workspace``...) and the period keys (``period``, ``previous_period``: compare them
+    with ``compare_with_previous(metrics, metrics["previous_period"])``) are left out.
 
     Returns
     -------
@@ -682,7 +693,7 @@ def headline_metrics(metrics: dict) -> dict[str, dict]:
     """
     out = {}
     for key, v in (metrics or {}).items():
-        if key in _NOT_HEADLINE or str(key).startswith("_"):
+        if key in _NOT_HEADLINE or key in _PERIOD_KEYS or str(key).startswith("_"):
             continue
         s = _stat(v)
         if s is not None:

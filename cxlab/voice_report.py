@@ -22,7 +22,8 @@ from .quality import format_pct
 
 __all__ = ["KpiSummary", "ReportData", "SentimentSection", "answerable_kpis", "circle_note", "circle_view", "cost_view",
            "fit_sentiment", "format_money", "format_pct", "kpi_view", "load", "pain_point_headline",
-           "pain_point_metrics", "pain_point_view", "parse_costs", "period_view", "relabel", "retention_view", "terms_note"]
+           "pain_point_metrics", "pain_point_view", "parse_costs", "period_table", "period_view", "relabel", "retention_table",
+           "retention_view", "terms_note", "thin_note"]
 
 #: fewest rated verbatims the sentiment section fits a model on
 MIN_VERBATIMS = 50
@@ -56,16 +57,17 @@ class ReportData:
         return None
 
 
-def load(ws, *, period_end: str = "") -> ReportData:
-    """The workspace's events and feedback up to ``period_end`` (``YYYY-MM-DD``, inclusive;
-    empty for all data), each None when the workspace has no rows of it."""
+def load(ws, *, period_end: str = "", period=None) -> ReportData:
+    """The workspace's events and feedback in ``period`` (a :class:`cxlab.periods.Period`),
+    or up to ``period_end`` (``YYYY-MM-DD``, inclusive; empty for all data), each None when
+    the workspace has no rows of it."""
     events, feedback = ws.events(), ws.feedback()
-    if period_end:
-        try:
-            end = pd.Timestamp(period_end, tz="UTC") + pd.Timedelta("1D")
-        except ValueError:
-            raise ValueError(f"period_end={period_end!r} is not a date (YYYY-MM-DD)") from None
-        events, feedback = events.filter(events.ts < end), feedback.filter(feedback.ts < end)
+    if period is None and period_end:
+        from .periods import resolve_period
+
+        period = resolve_period(period_end=period_end)
+    if period is not None:
+        events, feedback = period.filter(events), period.filter(feedback)
     events = events if int(events.count().execute()) else None
     feedback = feedback if int(feedback.count().execute()) else None
     tps, channels = set(), 0
@@ -85,17 +87,9 @@ def format_money(x, currency: str | None) -> str:
 
 
 def _format(x, unit: str, currency: str | None) -> str:
-    if x is None or pd.isna(x):
-        return ""
-    if unit == "share":
-        return format_pct(x)
-    if unit == "points":
-        return f"{float(x):+.0f}"
-    if unit == "hours":
-        return f"{float(x):.1f} h" if x < 48 else f"{float(x) / 24:.1f} days"
-    if unit == "money":
-        return format_money(x, currency) if abs(x) >= 10 else f"{currency or ''} {float(x):.2f}".strip()
-    return f"{float(x):.2f}"
+    from .periods import format_value
+
+    return format_value(x, unit, currency)
 
 
 def parse_costs(touchpoint_costs, journey: JourneyMap) -> dict[str, float]:
@@ -131,6 +125,10 @@ class KpiSummary:
     absent: list[str]
     currency: str | None = None
     details: dict = field(default_factory=dict)
+
+    def period_rows(self) -> list[tuple[str, str, str]]:
+        """``(key, KPI, unit)`` of every KPI, for :func:`cxlab.periods.comparison_view`."""
+        return list(zip(self.table["key"], self.table["KPI"], self.table["unit"]))
 
     def metrics(self) -> dict:
         """``key -> {value, ci_low, ci_high, n[, se][, successes]}`` for ``metrics.json``."""
@@ -245,7 +243,7 @@ def _cost(data: ReportData, jm, costs, alpha, rows, absent, details):
 
 
 def answerable_kpis(data: ReportData, *, journey: JourneyMap, alpha: float = 0.05, touchpoint_costs=None,
-                    retention_periods: int = 3, period: str = "M") -> KpiSummary:
+                    retention_periods: int = 3, breakdown: str = "M") -> KpiSummary:
     """Every KPI the workspace can answer, computed with :mod:`cxlab.kpis`, and one line
     for each it cannot.
 
@@ -256,6 +254,7 @@ def answerable_kpis(data: ReportData, *, journey: JourneyMap, alpha: float = 0.0
     and ``care_reply`` roles seen in the events, channel switching when there is more than
     one channel too; cost to serve when ``touchpoint_costs`` (``["touchpoint:cost"]``,
     overriding the map) or the map's ``costs:`` give costs, in the map's ``currency``.
+    ``breakdown`` is the period of the NPS-by-period table (``W``, ``M``, ``Q``).
 
     Returns
     -------
@@ -269,7 +268,7 @@ def answerable_kpis(data: ReportData, *, journey: JourneyMap, alpha: float = 0.0
     else:
         _feedback_kpis(data.feedback, data.feedback_df, alpha, rows, absent, details)
         if any(r["key"] == "nps" for r in rows):
-            details["nps_by_period"] = kpis.nps(data.feedback, period=period, alpha=alpha, compare_periods=True)
+            details["nps_by_period"] = kpis.nps(data.feedback, period=breakdown, alpha=alpha, compare_periods=True)
     if data.events is None:
         absent.append("No events in this workspace: no conversion, care, cost, repurchase or upsell KPIs.")
     else:
@@ -476,10 +475,15 @@ def pain_point_metrics(table: pd.DataFrame | None) -> dict:
             "behaviour_issues": [str(x) for x in ranked.loc[ranked["flag"] == "behaviour", "touchpoint"]]}
 
 
-def period_view(changes: pd.DataFrame, *, period: str = "M", min_n: int = 30) -> pd.DataFrame:
+#: fewest answers (or customers) for a cell of a by-period table to be judged; thinner cells are greyed out
+MIN_N = 30
+
+
+def period_view(changes: pd.DataFrame, *, breakdown: str = "M", min_n: int = MIN_N) -> pd.DataFrame:
     """NPS by period against the previous period (:func:`cxlab.kpis.nps` with
-    ``compare_periods=True``): periods as months, a verdict per change; a period with fewer
-    than ``min_n`` answers is marked and not judged."""
+    ``compare_periods=True``): periods as months (or weeks, quarters...), a verdict per change;
+    a period with fewer than ``min_n`` answers is marked and not judged (:func:`period_table`
+    greys it out)."""
     def verdict(r):
         if r["n"] < min_n or r["previous_n"] < min_n:
             return f"too few answers (< {min_n})"
@@ -487,12 +491,30 @@ def period_view(changes: pd.DataFrame, *, period: str = "M", min_n: int = 30) ->
 
     return pd.DataFrame({
         "period": pd.to_datetime(changes["period"]).dt.strftime(
-            {"M": "%Y-%m", "Y": "%Y"}.get(kpis.PERIODS.get(period.upper(), "D"), "%Y-%m-%d")).to_numpy(),
+            {"M": "%Y-%m", "Y": "%Y"}.get(kpis.PERIODS.get(breakdown.upper(), "D"), "%Y-%m-%d")).to_numpy(),
         "NPS": [f"{x:+.0f}" for x in changes["value"]],
         "previous": [f"{x:+.0f}" for x in changes["previous_value"]],
-        "change": [f"{x:+.0f}" for x in changes["diff"]],
+        "change": [f"{x:+.0f}" if pd.notna(x) else "" for x in changes["diff"]],
         "answers": [f"{int(n):,}" for n in changes["n"]],
         "verdict": [verdict(r) for r in changes.to_dict("records")]})
+
+
+def thin_note(min_n: int = MIN_N, *, what: str = "answers") -> str:
+    """The page's one line on thin cells."""
+    return f"Greyed out: fewer than {min_n} {what}, too few to judge."
+
+
+def period_table(changes: pd.DataFrame, *, breakdown: str = "M", min_n: int = MIN_N, caption: str | None = None):
+    """:func:`period_view` as a Styler, the periods with fewer than ``min_n`` answers greyed
+    out (a change from or to such a period is not judged); the caption says the threshold."""
+    from .quality import mute_rows, style_table
+
+    view = period_view(changes, breakdown=breakdown, min_n=min_n)
+    thin = changes["n"] < min_n
+    note = thin_note(min_n) if thin.any() else None
+    caption = " · ".join(x for x in (caption, note) if x) or None
+    return mute_rows(style_table(view, caption=caption, right=["NPS", "previous", "change", "answers"],
+                                 max_rows=None), thin.to_numpy())
 
 
 def cost_view(summary: KpiSummary) -> pd.DataFrame:
@@ -505,11 +527,25 @@ def cost_view(summary: KpiSummary) -> pd.DataFrame:
 
 
 def retention_view(retention: pd.DataFrame) -> pd.DataFrame:
-    """Retention cohorts as rows, ``period k`` (k >= 1) as columns, rates as %; blank where
-    the period has not been observed yet."""
+    """Retention cohorts as rows (with their size), ``period k`` (k >= 1) as columns, rates
+    as %; blank where the period has not been observed yet."""
     r = retention[retention["period_index"] > 0]
     wide = r.pivot(index="cohort", columns="period_index", values="rate")
-    out = pd.DataFrame({"first purchase": pd.to_datetime(wide.index).strftime("%Y-%m")})
+    size = retention.groupby("cohort")["n"].max().reindex(wide.index)
+    out = pd.DataFrame({"first purchase": pd.to_datetime(wide.index).strftime("%Y-%m"),
+                        "customers": [f"{int(n):,}" for n in size]})
     for k in wide.columns:
         out[f"period {k}"] = [format_pct(x) for x in wide[k]]
     return out
+
+
+def retention_table(retention: pd.DataFrame, *, min_n: int = MIN_N, caption: str | None = None):
+    """:func:`retention_view` as a Styler, cohorts of fewer than ``min_n`` customers greyed out."""
+    from .quality import mute_rows, style_table
+
+    view = retention_view(retention)
+    size = retention[retention["period_index"] > 0].groupby("cohort")["n"].max()
+    thin = (size.reindex(sorted(size.index)) < min_n).to_numpy()
+    note = thin_note(min_n, what="customers in the cohort") if thin.any() else None
+    caption = " · ".join(x for x in (caption, note) if x) or None
+    return mute_rows(style_table(view, caption=caption, right=list(view.columns[1:]), max_rows=None), thin)

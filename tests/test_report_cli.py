@@ -23,8 +23,8 @@ PWNED = Path("/tmp/cxlab_pwned")
 # --------------------------------------------------------------------------- parameters
 def test_parameters_are_read_from_the_cell_with_their_types():
     declared = report_parameters("funnel_dropoff")
-    assert list(declared) == ["workspace", "window", "alpha", "period_end", "escape_step",
-                              "journey_path", "metrics_path"]
+    assert list(declared) == ["workspace", "window", "alpha", "period", "period_start", "period_end",
+                              "escape_step", "journey_path", "metrics_path"]
     assert declared["alpha"].type == "float" and declared["alpha"].default == 0.05
     assert declared["window"].type == "str" and declared["window"].default == ""  # the map's
     assert "conversion window" in declared["window"].help
