@@ -7,19 +7,27 @@ BIN    := $(VENV)/bin
 .PHONY: demo test benchmark clean-reports
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "creating $(VENV) with $(PYTHON)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+
+# setuptools ends every editable install with an InformationOnly notice ("Editable installation.
+# Please be careful with folders ... with the same name as your package"): not about this
+# project, so that one notice is filtered; its deprecation warnings are not (pyproject.toml has none).
+EDITABLE := PYTHONWARNINGS="ignore:Editable installation:UserWarning" $(BIN)/python -m pip install --quiet -e
 
 $(VENV)/.core: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
-	touch $@
+	@echo "installing cxlab and what it needs into $(VENV) (once; about a minute)"
+	@$(EDITABLE) .
+	@touch $@
 
 $(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(VENV)/.core $@
+	@echo "installing cxlab with its test tools into $(VENV) (once; about a minute)"
+	@$(EDITABLE) '.[test]'
+	@touch $(VENV)/.core $@
 
 demo: $(VENV)/.core
-	$(BIN)/cxlab demo
+	@$(BIN)/cxlab demo
 
 test: $(VENV)/.test
 	$(BIN)/python -m pytest

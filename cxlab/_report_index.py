@@ -163,7 +163,7 @@ def _runs_table(runs: list[dict], out: Path) -> str:
 
 
 def _diff(v) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):   # to_dict turns None into NaN
         return "—"
     if v == 0:
         return "no change"
@@ -194,6 +194,58 @@ def _verdict_html(row, basis: str = "run") -> str:
     return f'<span class="muted">{_e(diff)}<span class="sub">not tested{vs}</span></span>'
 
 
+#: metric names (or their prefixes) that are engineering detail, not business KPIs: shown in a
+#: collapsed section of the index
+_DETAIL_PREFIXES = ("reached.", "odds_ratio.", "leave_rate.", "rows_read", "rows_added", "duplicates_skipped",
+                    "conflicts_skipped", "rows_removed", "sentiment_macro_f1", "days", "customers.", "rows.")
+
+
+def _is_detail(name: str) -> bool:
+    return name.startswith(_DETAIL_PREFIXES) or name in {p.rstrip(".") for p in _DETAIL_PREFIXES}
+
+
+def _is_rate(s: dict) -> bool:
+    return s["se"] is None and bool(s["n"]) and s["value"] is not None and 0 <= s["value"] <= 1
+
+
+def _fmt_stat(v, s: dict) -> str:
+    """A rate (a value in 0..1 with its n, no standard error) as %, anything else as a number."""
+    from .quality import format_pct
+
+    return format_pct(v) if v is not None and _is_rate(s) else _fmt(v)
+
+
+def _labels(ok_runs: list[dict]) -> dict[str, str]:
+    """Business labels of the metrics, from the latest brief that names them."""
+    out = {}
+    for r in sorted(ok_runs, key=lambda r: (r["date"], r["time"])):
+        for k in (r["metrics"].get("brief") or {}).get("kpis") or []:
+            if isinstance(k, dict) and k.get("key") and k.get("label"):
+                out[str(k["key"])] = str(k["label"])
+    return out
+
+
+def briefs(runs: list[dict], out: Path) -> str:
+    """The brief of each report's latest successful run, on top of the index."""
+    from .brief import render_brief
+
+    latest = {}
+    for r in sorted(runs, key=lambda r: (r["date"], r["time"])):
+        if r["status"] == "ok" and isinstance(r["metrics"].get("brief"), dict):
+            latest[r["report"]] = r
+    if not latest:
+        return ""
+    parts = []
+    for name, r in latest.items():
+        try:
+            html_brief = render_brief(r["metrics"]["brief"])
+        except Exception as exc:  # a brief written by another cxlab version: say so, keep the page
+            html_brief = f"<p class='muted'>The brief of {_e(name)} cannot be shown: {_e(type(exc).__name__)}.</p>"
+        parts.append(f"<p class='muted'>{_e(name)}, run of {_e(r['date'])} · {_link(r['html'], out, 'full report')}"
+                     f"</p>{html_brief}")
+    return "<h2>In brief</h2>" + "".join(parts)
+
+
 def _trends(report: str, ok_runs: list[dict]) -> str:
     from .reports import compare_with_previous, headline_metrics
 
@@ -204,7 +256,7 @@ def _trends(report: str, ok_runs: list[dict]) -> str:
         names.extend(k for k in m if k not in names)
     if not names:
         return '<p class="muted">This report records no numeric headline metrics.</p>'
-    comparisons, basis, labels = {}, {}, {}
+    comparisons, basis, period_labels = {}, {}, {}
     for i, run in enumerate(ok_runs):
         own = run["metrics"].get("previous_period")
         if isinstance(own, dict):  # like with like: the run's own previous period of the same length
@@ -218,8 +270,9 @@ def _trends(report: str, ok_runs: list[dict]) -> str:
         comparisons[flat[i][0]] = {r["metric"]: r for r in table.to_dict("records")}
         period = run["metrics"].get("period")
         if isinstance(period, dict) and period.get("label"):
-            labels[flat[i][0]] = str(period["label"])
-    cards = []
+            period_labels[flat[i][0]] = str(period["label"])
+    labels = _labels(ok_runs)
+    cards, detail_cards = [], []
     for name in names:
         points = [(d, m[name]) for d, m in flat if name in m][-_MAX_RUNS_PER_METRIC:]
         has_ci = any(s["ci_low"] is not None for _, s in points)
@@ -228,17 +281,24 @@ def _trends(report: str, ok_runs: list[dict]) -> str:
                ("<th>n</th>" if has_n else "") + "<th>vs previous</th>"
         rows = []
         for d, s in reversed(points):
-            ci = (f"<td class='num nowrap'>{_fmt(s['ci_low'])}–{_fmt(s['ci_high'])}</td>"
+            ci = (f"<td class='num nowrap'>{_e(_fmt_stat(s['ci_low'], s))}–{_e(_fmt_stat(s['ci_high'], s))}</td>"
                   if has_ci else "")
             n = f"<td class='num'>{_fmt(s['n'])}</td>" if has_n else ""
             cmp = comparisons.get(d, {}).get(name)
-            when = _e(d) + (f"<span class='sub'>{_e(labels[d])}</span>" if d in labels else "")
-            rows.append(f"<tr><td class='nowrap'>{when}</td><td class='num'>{_e(_fmt(s['value']))}</td>{ci}{n}"
-                        f"<td>{_verdict_html(cmp, basis.get(d, 'run'))}</td></tr>")
+            when = _e(d) + (f"<span class='sub'>{_e(period_labels[d])}</span>" if d in period_labels else "")
+            rows.append(f"<tr><td class='nowrap'>{when}</td><td class='num'>{_e(_fmt_stat(s['value'], s))}</td>"
+                        f"{ci}{n}<td>{_verdict_html(cmp, basis.get(d, 'run'))}</td></tr>")
         chart = _chart(name, points) if len(points) >= 2 else ""
-        cards.append(f'<div class="card"><h4>{_e(name)}</h4>{chart}<table><thead><tr>{head}'
-                     f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
-    return f'<div class="cards">{"".join(cards)}</div>'
+        title = (f"{_e(labels[name])}<span class='sub'>{_e(name)}</span>" if name in labels else _e(name))
+        card = (f'<div class="card"><h4>{title}</h4>{chart}<table><thead><tr>{head}'
+                f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+        (detail_cards if _is_detail(name) else cards).append(card)
+    out = f'<div class="cards">{"".join(cards)}</div>' if cards else ""
+    if detail_cards:
+        out += (f"<details><summary class='muted'>Engineering detail: {len(detail_cards)} more numbers "
+                f"(per-step counts, model terms, load counters)</summary><div class='cards'>"
+                f"{''.join(detail_cards)}</div></details>")
+    return out
 
 
 def render_index(out: Path) -> str:
@@ -253,8 +313,9 @@ def render_index(out: Path) -> str:
         (f"<p class='muted'>{len(runs)} runs in <code>{_e(out.resolve())}</code>; page generated "
          f"{_e(now)} (UTC). A run of the same report on the same date replaces the earlier one; a "
          "failed run keeps its executed notebook and leaves the earlier report in place.</p>"),
-        "<h2>Runs</h2>",
     ]
+    parts.append(briefs(runs, out))
+    parts.append("<h2>Runs</h2>")
     if not runs:
         parts.append("<p>No reports yet: run <code>cxlab report NAME</code>.</p>")
     else:

@@ -7,6 +7,9 @@
   Voilà's lab template without the Font Awesome stylesheets it links from a CDN, and every
   response carries a Content-Security-Policy that lets the browser fetch from this server
   only (anything else a notebook's output links is refused by the browser).
+- One kernel is kept ready with the explorer notebook already run (Voilà's preheated kernel
+  pool, ``CXLAB_EXPLORE_PREHEAT``, default 1, 0 turns it off), so a page, a reload or a new
+  tab is served at once; the notebook reads the aggregates kept next to the workspace.
 - Voilà runs in its own session; SIGTERM, SIGHUP or Ctrl-C to ``cxlab explore`` stop it and
   its kernels (SIGTERM, then SIGKILL to whatever still runs after a few seconds).
 """
@@ -42,6 +45,8 @@ CSP = "; ".join([
 TEMPLATE, SHARE = "cxlab", Path(__file__).parent / "share"
 START_TIMEOUT = 120.0  # seconds for Voilà to answer
 STOP_TIMEOUT = 10.0    # seconds for Voilà and its kernels to stop before SIGKILL
+#: kernels kept ready with the notebook already run (Voilà's preheated kernels); 0 turns it off
+PREHEAT = int(os.environ.get("CXLAB_EXPLORE_PREHEAT", "1"))
 _STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
@@ -91,7 +96,10 @@ def serve(notebook: Path, *, port: int, token: str, env: dict, verbose: bool = F
     with tempfile.TemporaryDirectory(prefix="cxlab-explore-") as tmp, _stop_signals():
         config = Path(tmp)
         (config / "voila.json").write_text(json.dumps(
-            {"Voila": {"tornado_settings": {"headers": {"Content-Security-Policy": CSP}}}}))
+            {"Voila": {"tornado_settings": {"headers": {"Content-Security-Policy": CSP}}},
+             # one kernel kept ready with the notebook already run: a page (a reload, a new tab)
+             # is served at once; Voilà starts the next one as soon as a page takes it
+             "VoilaConfiguration": {"preheat_kernel": PREHEAT > 0, "default_pool_size": PREHEAT}}))
         for attempt in range(1 if port else 3):  # a free port can be taken before Voilà binds it
             chosen = port or free_port()
             proc = _start(notebook, chosen, token, env, config, verbose)

@@ -32,7 +32,7 @@ import pandas as pd
 from ._engine import as_table
 from .exceptions import did_you_mean
 from .journey import JourneyMap, _format_duration, parse_duration
-from .painpoints import independent_terms  # noqa: F401 - part of this module's API
+from .painpoints import MAX_LOG_SE, independent_terms, separated_terms  # noqa: F401 - part of this module's API
 from .quality import format_pct, short_duration
 
 __all__ = [
@@ -114,27 +114,6 @@ def choose_covariates(events, *, journey: JourneyMap) -> list[str]:
     first = t.filter(t.touchpoint == journey.funnel[0])
     n = first.select(first.channel.fill_null("unknown").name("c")).distinct().count().to_pandas()
     return ["channel"] if int(n) > 1 else []
-
-
-MAX_LOG_SE = 5.0  # a log-odds standard error above this: the odds ratio is not estimated (separation)
-
-
-def _separated_terms(model, terms: dict) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """Terms whose odds ratio the fit could not pin down (log-odds standard error above
-    :data:`MAX_LOG_SE`, an interval from 0 to infinity): in the model with the other terms,
-    everyone exposed at that step went on, or left. Returns the kept terms and the reasons
-    for exposures with no step left."""
-
-    se = model.bse
-    kept = {}
-    for x, steps in terms.items():
-        ok = [s for s in steps if np.isfinite(se.get(f"{x}:{s}", np.inf)) and se[f"{x}:{s}"] <= MAX_LOG_SE]
-        if ok:
-            kept[x] = ok
-    if kept == terms:
-        return terms, {}
-    return kept, {x: "their odds cannot be estimated once the other touchpoints are accounted for (all who "
-                     "saw them went on, or all left)" for x in terms if x not in kept}
 
 
 def worst_step(escapes: pd.DataFrame) -> str | None:
@@ -283,13 +262,17 @@ class BehaviourReport:
                              "odds ratio of leaving": s["odds_ratio"], "CI low": s["ci_low"],
                              "CI high": s["ci_high"], "q_value": s["q_value"]})
 
-    def strongest(self) -> pd.Series | None:
+    def strongest(self, *, touchpoints_only: bool = False) -> pd.Series | None:
         """The clearest link with leaving: among the rows of :meth:`odds_table` significant
         (q below ``alpha``) and above 1, the one whose interval's lower end is highest (the
-        odds ratio the data most surely put far above 1); None when there is none."""
+        odds ratio the data most surely put far above 1); None when there is none.
+        ``touchpoints_only``: leave out the covariates (a channel is not something to fix)."""
         if self.model is None:
             return None
         odds = self.odds_table()
+        if touchpoints_only:
+            kinds = self.model.summary().query("kind != 'baseline'")["kind"].to_numpy()
+            odds = odds[kinds != "covariate"]
         sig = odds[(odds["q_value"] < self.alpha) & (odds["odds ratio of leaving"] > 1)]
         return None if sig.empty else sig.loc[sig["CI low"].idxmax()]
 
@@ -498,7 +481,7 @@ def behaviour_report(events, *, journey=None, window=None, alpha: float = 0.05,
     if terms or covs:
         model = DropoffModel(covariates=covs, exposures=list(terms), interactions=terms, alpha=alpha).fit(
             t, journey=jm, window=td)
-        terms, separated = _separated_terms(model, terms)
+        terms, separated = separated_terms(model, terms)
         if separated:
             left_out.update(separated)
             model = (DropoffModel(covariates=covs, exposures=list(terms), interactions=terms, alpha=alpha)

@@ -69,33 +69,83 @@ def _cmd_check(args) -> int:
     return 0 if check.ok else 3
 
 
+def _shown(path) -> str:
+    """A path as a newcomer types it: relative to the current directory when under it."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _this_command() -> str:
+    """How to call this cxlab again: ``cxlab`` when that is the one on PATH, else its path
+    (``make demo`` runs ``.venv/bin/cxlab``, which a new shell does not find)."""
+    import shutil
+
+    me = Path(sys.argv[0])
+    if me.name != "cxlab":
+        return "cxlab"
+    on_path = shutil.which("cxlab")
+    if on_path and Path(on_path).resolve() == me.resolve():
+        return "cxlab"
+    return _shown(me)
+
+
+def _pulled(metrics: dict, workspace: Path) -> str:
+    """One line on what the pull report pulled (from its metrics.json)."""
+    added, dup, rows = (metrics.get(k) or {} for k in ("rows_added", "duplicates_skipped", "rows"))
+    where = _shown(workspace)
+    if not any(added.values()):
+        return (f"nothing new to pull: the workspace {where} already holds these exports "
+                f"({rows.get('events', 0):,} events, {rows.get('feedback', 0):,} pieces of feedback)")
+    skipped = dup.get("events", 0) + dup.get("feedback", 0)
+    first, last = (str(metrics.get(k) or "")[:10] for k in ("first_ts", "last_ts"))
+    span = f", {first} to {last}" if first and last else ""
+    customers = (metrics.get("customers") or {}).get("events", 0)
+    return (f"pulled {added.get('events', 0):,} events and {added.get('feedback', 0):,} pieces of feedback "
+            f"into the workspace {where} ({skipped:,} repeated rows skipped; {customers:,} customers{span})")
+
+
 def _cmd_demo(args) -> int:
+    import time
+
     from .datasets import simulate_journeys, write_simulation
-    from .reports import run_notebook
+    from .reports import run_notebook, write_index
 
     # the notebooks run from the project root: paths typed here are relative to where the user is
     raw = Path(args.raw).resolve()
+    workspace = Path(args.workspace).resolve()
     events = raw / "events.csv"
     feedback = raw / "feedback.csv"
     if events.exists() and feedback.exists():
-        print(f"using the simulated export already in {raw} (exports in data/raw are never rewritten)")
+        print(f"using the simulated export already in {_shown(raw)}/ (exports in data/raw are never rewritten)")
     else:
         sim = simulate_journeys(args.customers, seed=args.seed)
         write_simulation(sim, raw, format="csv", duplicate_share=0.002, seed=args.seed)
-        print(f"simulated a journey export of {len(sim.events):,} events and {len(sim.feedback):,} "
-              f"feedback rows for {args.customers:,} customers into {raw}")
-    names = _report_names("all")
-    for name in names:      # pull first, then every analysis report on the fresh workspace
-        params = {"workspace": str(Path(args.workspace).resolve())}
+        print(f"simulated {args.customers:,} customers on the shipped journey map (seed {args.seed}): "
+              f"{len(sim.events):,} events and {len(sim.feedback):,} pieces of feedback, written as "
+              f"CSV exports to {_shown(events)} and {_shown(feedback)}")
+    progress = sys.stderr.isatty()  # papermill's bars on a terminal; none in a log
+    for name in _report_names("all"):  # pull first, then every analysis report on the fresh workspace
+        params = {"workspace": str(workspace)}
         if name == "pull":
             params.update(events_path=str(events), feedback_path=str(feedback))
-        run = run_notebook(name, params, out=args.out, index=False)
-        print(f"report: {Path(run.html).resolve()}")
-    from .reports import write_index
-
-    index = write_index(args.out)
-    print(f"index: {Path(index).resolve()}")
-    print(f"explore it in the browser: cxlab explore --workspace {Path(args.workspace).resolve()}")
+        if not progress:
+            print(f"running the {name} report ...", flush=True)
+        started = time.perf_counter()
+        run = run_notebook(name, params, out=args.out, index=False, progress=progress)
+        if name == "pull":
+            print(f"  {_pulled(run.read_metrics(), workspace)}")
+        print(f"  wrote {_shown(run.html)} ({time.perf_counter() - started:.0f} s)")
+    index = Path(write_index(args.out)).resolve()
+    cmd = _this_command()
+    print("each report's executed notebook (.ipynb) and headline numbers (.metrics.json) are next to its HTML")
+    print("next:")
+    print(f"  open the reports in a browser: {index.as_uri()} (every run and the trend of its numbers)")
+    print(f"  explore the pain points interactively: {cmd} explore --workspace {_shown(workspace)} "
+          f"(`{cmd} explore funnel ...` for the funnel)")
+    print(f"  your own export: {cmd} pull PATH --workspace WS, then {cmd} report all --workspace WS")
     return 0
 
 EXIT_LOCKED = 75  # sysexits EX_TEMPFAIL: try again later
@@ -340,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="show Voila's own log")
     p.set_defaults(func=_cmd_explore)
 
-    p = sub.add_parser("demo", help="simulate an export, pull it with the pull notebook, write the report")
+    p = sub.add_parser("demo", help="simulate an export, pull it with the pull notebook, write every report")
     p.add_argument("--customers", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--raw", default="data/raw/demo")

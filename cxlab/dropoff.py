@@ -518,11 +518,13 @@ class DropoffResult:
         a = self.model.alpha
         ci = np.asarray(self.glm.conf_int(alpha=a))
         rows = []
+        with np.errstate(over="ignore"):     # a separated term's bound is exp(hundreds): inf, as it should read
+            ci = np.exp(ci)
         for (term, kind, var, lv), b, lo, hi, p in zip(self.spec.terms(), self.glm.params,
                                                        ci[:, 0], ci[:, 1], self.glm.pvalues):
             ref = self.spec.levels[var][0] if kind == "covariate" else None
             rows.append(dict(term=term, kind=kind, variable=var, level=lv, reference=ref,
-                             odds_ratio=np.exp(b), ci_low=np.exp(lo), ci_high=np.exp(hi),
+                             odds_ratio=float(np.exp(min(b, 709.0))), ci_low=lo, ci_high=hi,
                              p_value=p))
         out = pd.DataFrame(rows)
         q = np.full(len(out), np.nan)

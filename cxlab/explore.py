@@ -31,6 +31,7 @@ With no filter, or after ``refit``, the table is exactly ``pain_points`` for the
 """
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -87,6 +88,92 @@ def _levels(values) -> tuple | None:
     return tuple(sorted(str(v) for v in values))
 
 
+def _feedback_of(data) -> pd.DataFrame | None:
+    """The feedback of a Workspace or of a pair (events, feedback), as pandas (or None)."""
+    if hasattr(data, "events") and callable(data.events):
+        fb = data.feedback() if hasattr(data, "feedback") else None
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        fb = data[1]
+    else:
+        fb = None
+    if fb is not None and not isinstance(fb, pd.DataFrame):
+        fb = fb.to_pandas()
+    return fb
+
+
+#: the feedback columns the panels read (no raw text, no customer or feedback id, no property)
+FEEDBACK_COLUMNS = ("ts", "touchpoint", "channel", "score", "scale", "_norm", "_neg", "_sent", "_seg", "_day",
+                    "_masked", "_channel_s", "_seg_s")
+
+
+def _display_feedback(raw: pd.DataFrame, sentiment_model) -> pd.DataFrame:
+    """The scored feedback the panels show: 0-100 score, negative class, text sentiment and
+    the verbatim with personal data masked (:func:`cxlab.privacy.mask_pii`), nothing else."""
+    from .painpoints import _scored_feedback
+    from .privacy import mask_pii
+
+    f = _scored_feedback(raw, sentiment_model)
+    if "text" in f.columns:
+        f["_masked"] = mask_pii(f["text"]) if len(f) else f["text"]
+    else:
+        f["_masked"] = None
+    return f[list(FEEDBACK_COLUMNS)].reset_index(drop=True)
+
+
+def _term_index(f: pd.DataFrame):
+    """The document-term matrix of the negative verbatims (masked before tokenising, as
+    :func:`cxlab.sentiment.distinctive_terms` does): ``(X, vocab, negative row mask)``."""
+    from ._terms import _resolve_stop_words, _sentiment_mask, _term_matrix
+
+    neg = np.zeros(len(f), dtype=bool)
+    if "text" in f.columns and len(f):
+        text = f["text"].astype("str")
+        neg = (_sentiment_mask(f, "negative") & f["text"].notna().to_numpy()
+               & ~text.str.strip().eq("").to_numpy() & f["touchpoint"].notna().to_numpy())
+    if not neg.any():
+        return None, None, neg
+    mode, stop = _resolve_stop_words("auto")
+    sub = f[neg]
+    X, vocab, *_ = _term_matrix(sub, sub["text"].astype("str"), language="language", stop_mode=mode,
+                                stop_set=stop, nmin=1, nmax=2)
+    return X, vocab, neg
+
+
+class _Stages:
+    """Reports the build's stages to ``on_stage(done, total, name)`` and/or a tqdm bar."""
+
+    def __init__(self, on_stage, progress: bool):
+        from ._explore_cache import STAGES
+
+        self.on_stage, self.bar = on_stage, None
+        self.names = STAGES
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=len(STAGES), desc="explorer: aggregates")
+        self._last = None
+
+    def stage(self, i: int, name: str | None = None) -> None:
+        name = name or self.names[i]
+        if self.bar is not None and self._last is not None and i > self._last:
+            self.bar.update(i - self._last)
+        self._last = i
+        if self.on_stage is not None:
+            self.on_stage(i, len(self.names), name)
+
+    def note(self, name: str) -> None:
+        """A step that is not a build stage (reading, waiting)."""
+        if self.on_stage is not None:
+            self.on_stage(self._last or 0, len(self.names), name)
+
+    def done(self, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(total - (self._last or 0))
+            self.bar.close()
+        if self.on_stage is not None:
+            self.on_stage(total, total, "ready")
+
+
 class ExplorerData:
     """Aggregates for :class:`cxlab.widgets.PainPointExplorer` (see the module docstring).
 
@@ -102,65 +189,89 @@ class ExplorerData:
         As in :func:`~cxlab.painpoints.pain_points`; "fit" fits one model once.
     value_per_customer, window
         As in :func:`~cxlab.painpoints.pain_points`.
+    cache : "auto" or False
+        "auto": for a Workspace kept in a file, with ``sentiment_model="fit"``, read the
+        aggregates kept next to it for the same content, map and parameters, or build and keep
+        them (:mod:`cxlab._explore_cache`); ``CXLAB_EXPLORER_CACHE=off`` turns it off.
+        ``cache_status`` then says "read", "built", "rebuilt" (a damaged copy) or "memory"
+        (the folder could not be written); ``cache_note`` says it in a sentence.
+    on_stage : callable or None
+        ``on_stage(done, total, name)`` at each stage of the build or read (a progress bar).
     """
 
     def __init__(self, data, *, journey=None, segment="segment", alpha: float = 0.05, sentiment_model="fit",
-                 value_per_customer=None, window=None, progress: bool = False):
-        import ibis
-        from tqdm.auto import tqdm
-
-        from .funnel import funnel
-        from .painpoints import _frames, _scored_feedback, fit_voice_model, pain_points
-        from .privacy import mask_pii
+                 value_per_customer=None, window=None, progress: bool = False, cache="auto", on_stage=None):
+        from ._engine import as_table
+        from ._explore_cache import STAGES, store_for
 
         self.journey = jm = JourneyMap.coerce(journey)
         self.alpha = float(alpha)
         self.window = window if window is not None else jm.conversion_window
-        bar = tqdm(total=6, desc="explorer: aggregates", disable=not progress)
-        t, fb = _frames(data, None)
-        if t is None:
+        self._data = data
+        if hasattr(data, "events") and callable(data.events):
+            events = data.events()
+        elif isinstance(data, (tuple, list)) and len(data) == 2:
+            events = data[0]
+        else:
+            events = data
+        if events is None:
             raise ValueError("the explorer needs events (a Workspace, or a pair (events, feedback))")
+        t = as_table(events)
         self._events = t
         if segment is not None and segment not in t.columns:
             segment = None
         self.segment = segment
         self.has_channel = "channel" in t.columns
+        self._raw = None
+        bar = _Stages(on_stage, progress)
+        fit = isinstance(sentiment_model, str) and sentiment_model == "fit"
+        self.cache_dir, self.cache_status = None, None
+        self.cache_note = "built in this process (not kept: frames, or a workspace without a file)"
+        store = None
+        if cache and fit and not os.environ.get("CXLAB_EXPLORER_CACHE", "").lower() in ("0", "off", "no"):
+            store = store_for(data, t, journey=jm, segment=segment, alpha=self.alpha,
+                              value_per_customer=value_per_customer, window=self.window)
+        if store is None:
+            state = self._build(t, bar, sentiment_model, value_per_customer, window)
+        else:
+            state = store.load_or_build(lambda: self._build(t, bar, sentiment_model, value_per_customer, window),
+                                        stage=bar)
+            self.cache_dir, self.cache_note, self.cache_status = store.path, store.note, store.status
+        self._set_state(state)
+        bar.done(len(STAGES))
+        self._cache: OrderedDict = OrderedDict()
+        self._refits: dict = {}
+
+    def _build(self, t, bar, sentiment_model, value_per_customer, window) -> dict:
+        """Every aggregate, computed from the workspace (the stages of ``STAGES``)."""
+        import ibis
+
+        from .funnel import funnel
+        from .painpoints import fit_voice_model, pain_points
+
+        jm, alpha, segment = self.journey, self.alpha, self.segment
+        fb = _feedback_of(self._data)
         fb = fb if fb is not None else pd.DataFrame(columns=["feedback_id", "customer_id", "ts", "touchpoint"])
 
         # 1. text sentiment: fitted once, every verbatim scored once
+        bar.stage(0)
         if isinstance(sentiment_model, str) and sentiment_model == "fit":
             sentiment_model = fit_voice_model(fb) if len(fb) else None
-        self.sentiment_model = sentiment_model
-        bar.update()
 
         # 2. the whole-journey pain-point table (the drop-off model is fitted here)
-        self.base = pain_points((t, fb), journey=jm, alpha=alpha, sentiment_model=sentiment_model,
-                                value_per_customer=value_per_customer, window=window)
-        self.base.attrs["behaviour"] = "whole journey"
-        self._value_given = value_per_customer
-        self.value_per_customer = self.base.attrs["value_per_customer"]
-        bar.update()
+        bar.stage(1)
+        base = pain_points((t, fb), journey=jm, alpha=alpha, sentiment_model=sentiment_model,
+                           value_per_customer=value_per_customer, window=window)
+        base.attrs["behaviour"] = "whole journey"
 
         # 3. scored feedback with its channel, segment and day; verbatims masked once
-        f = _scored_feedback(fb.reset_index(drop=True), sentiment_model)
-        if segment is not None and "customer_id" in f.columns:
-            seg = (t.group_by("customer_id").aggregate(_seg=t[segment].argmin(t.ts)).to_pandas())
-            f = f.merge(seg, on="customer_id", how="left")
-        else:
-            f["_seg"] = None
-        if "channel" not in f.columns:
-            f["channel"] = None
-        f["_day"] = pd.to_datetime(f["ts"], utc=True).dt.floor("D")
-        if "text" in f.columns:
-            f["_masked"] = mask_pii(f["text"]) if len(f) else f["text"]
-        else:
-            f["_masked"] = None
-        f["_channel_s"] = f["channel"].astype("str")
-        f["_seg_s"] = f["_seg"].astype("str")
-        self.feedback = f
-        bar.update()
+        bar.stage(2)
+        raw = self._keyed_feedback(t, fb)
+        f = _display_feedback(raw, sentiment_model)
+        self._raw = raw
 
         # 4. reach: customer x touchpoint x channel x segment x day, first time (engine, then arrays)
+        bar.stage(3)
         tps = list(jm.touchpoints)
         ch = t.channel.cast("string") if self.has_channel else ibis.literal("")
         sg = t[segment].cast("string") if segment else ibis.literal("")
@@ -170,30 +281,67 @@ class ExplorerData:
                   else {"vsum": ibis.literal(0.0).sum(), "vn": ibis.literal(0).sum()})
         reach = (ev.group_by(["customer_id", "touchpoint", "_ch", "_sg", "_day"])
                  .aggregate(first=ev.ts.min(), **values).to_pyarrow())
-        self._reach = _ReachIndex(reach, tps, jm.conversion)
-        self.first_day, self.last_day = self._reach.first_day, self._reach.last_day
-        self.channels = self._reach.channels if self.has_channel else ()
-        self.segments = self._reach.segments if segment else ()
-        bar.update()
+        reach = _ReachIndex.from_table(reach, tps, jm.conversion)
 
         # 5. funnel and conversion counted by entry channel, segment and day
+        bar.stage(4)
         keyed = t.mutate(_ch=ch, _sg=sg, _day=t.ts.truncate("D"))
-        self._funnel = _cube(funnel(keyed, journey=jm, window=self.window, by=["_ch", "_sg", "_day"], alpha=alpha))
-        bar.update()
-        self._conversion = _cube(funnel(keyed, journey=jm, steps=[jm.funnel[0], jm.conversion], window=self.window,
-                                        by=["_ch", "_sg", "_day"], alpha=alpha))
-        bar.update()
-        bar.close()
-        self._cache: OrderedDict = OrderedDict()
-        self._refits: dict = {}
+        funnel_cube = _cube(funnel(keyed, journey=jm, window=self.window, by=["_ch", "_sg", "_day"], alpha=alpha))
+        conversion = _cube(funnel(keyed, journey=jm, steps=[jm.funnel[0], jm.conversion], window=self.window,
+                                  by=["_ch", "_sg", "_day"], alpha=alpha))
+
+        # 6. the complaint terms' document-term matrix (built from masked text)
+        bar.stage(5)
+        terms = _term_index(raw)
+        return {"sentiment_model": sentiment_model, "base": base, "value_given": value_per_customer,
+                "feedback": f, "reach": reach, "funnel": funnel_cube, "conversion": conversion, "terms": terms}
+
+    def _set_state(self, state: dict) -> None:
+        self.sentiment_model = state["sentiment_model"]
+        self.base = state["base"]
+        self._value_given = state["value_given"]
+        self.value_per_customer = self.base.attrs["value_per_customer"]
+        self.feedback = state["feedback"]
+        self._reach = state["reach"]
+        self._funnel, self._conversion = state["funnel"], state["conversion"]
+        self._terms_cache = state["terms"]
+        self.first_day, self.last_day = self._reach.first_day, self._reach.last_day
+        self.channels = self._reach.channels if self.has_channel else ()
+        self.segments = self._reach.segments if self.segment else ()
+
+    def _keyed_feedback(self, t, fb: pd.DataFrame) -> pd.DataFrame:
+        """The feedback with the keys a selection filters on: ``_seg`` (the customer's first
+        event's segment), ``_day``, ``_channel_s``, ``_seg_s``."""
+        f = fb.reset_index(drop=True).copy()
+        if self.segment is not None and "customer_id" in f.columns:
+            seg = (t.group_by("customer_id").aggregate(_seg=t[self.segment].argmin(t.ts)).to_pandas())
+            f = f.merge(seg, on="customer_id", how="left")
+        else:
+            f["_seg"] = None
+        if "channel" not in f.columns:
+            f["channel"] = None
+        f["_day"] = pd.to_datetime(f["ts"], utc=True).dt.floor("D")
+        f["_channel_s"] = f["channel"].astype("str")
+        f["_seg_s"] = f["_seg"].astype("str")
+        return f
+
+    def _raw_feedback(self) -> pd.DataFrame:
+        """The workspace's feedback as received (raw text, ids), keyed for filtering: kept
+        after a build, read again from the workspace after the aggregates were read from disk."""
+        if self._raw is None:
+            fb = _feedback_of(self._data)
+            fb = fb if fb is not None else pd.DataFrame(columns=["feedback_id", "customer_id", "ts", "touchpoint"])
+            self._raw = self._keyed_feedback(self._events, fb)
+        return self._raw
 
     # ------------------------------------------------------------------ selection helpers
     def selection(self, *, moment=None, touchpoints=None, channels=None, segments=None, start=None,
                   end=None) -> Selection:
         """A normalised :class:`Selection`: levels sorted, everything-selected becomes None,
         unknown values refused with the known ones."""
-        if moment is not None and moment not in MOMENTS:
-            raise ValueError(f"moment={moment!r} is not one of {MOMENTS} (or None for the whole journey)")
+        if moment is not None and moment not in self.journey.moment_ids:
+            raise ValueError(f"moment={moment!r} is not a moment of the journey map: one of "
+                             f"{list(self.journey.moment_ids)} (or None for the whole journey)")
         channels, segments = _levels(channels), _levels(segments)
         for name, got, known in (("channels", channels, self.channels), ("segments", segments, self.segments)):
             if got is not None:
@@ -216,8 +364,8 @@ class ExplorerData:
                 raise ValueError(f"touchpoints: {unknown[0]!r} is not in the journey map")
         return Selection(moment, touchpoints, channels, segments, start, end)
 
-    def _feedback_mask(self, sel: Selection) -> np.ndarray:
-        f = self.feedback
+    def _feedback_mask(self, sel: Selection, f: pd.DataFrame | None = None) -> np.ndarray:
+        f = self.feedback if f is None else f
         m = np.ones(len(f), dtype=bool)
         if sel.channels is not None:
             m &= f["_channel_s"].isin(sel.channels).to_numpy()
@@ -344,7 +492,8 @@ class ExplorerData:
             t = t.filter(t.ts >= sel.start)
         if sel.end is not None:
             t = t.filter(t.ts < sel.end + pd.Timedelta(days=1))
-        f = self.feedback[self._feedback_mask(sel)]
+        raw = self._raw_feedback()
+        f = raw[self._feedback_mask(sel, raw)]
         keep = [c for c in f.columns if not c.startswith("_")]
         return t, f[keep].reset_index(drop=True)
 
@@ -412,30 +561,19 @@ class ExplorerData:
         ``stop_words="auto"``, computed from a document-term matrix built once)."""
         from ._terms import contrast_terms
 
+        empty = pd.DataFrame(columns=["term", "z", "count_in_group", "share_in_group", "share_elsewhere"])
         X, vocab, neg = self._term_index()
+        if X is None:
+            return empty
         m = self._feedback_mask(sel)[neg]
         rows = np.flatnonzero(m)
         tp = self.feedback["touchpoint"].to_numpy()[neg][rows]
         in_group = np.isin(tp, self.selected_touchpoints(sel))
         if in_group.all() or not in_group.any():
-            return pd.DataFrame(columns=["term", "z", "count_in_group", "share_in_group", "share_elsewhere"])
+            return empty
         return contrast_terms(X[rows], vocab, in_group, top=top)
 
     def _term_index(self):
-        if not hasattr(self, "_terms_cache"):
-            from ._terms import _resolve_stop_words, _sentiment_mask, _term_matrix
-
-            f = self.feedback
-            neg = np.zeros(len(f), dtype=bool)
-            if "text" in f.columns and len(f):
-                text = f["text"].astype("str")
-                neg = (_sentiment_mask(f, "negative") & f["text"].notna().to_numpy()
-                       & ~text.str.strip().eq("").to_numpy() & f["touchpoint"].notna().to_numpy())
-            mode, stop = _resolve_stop_words("auto")
-            sub = f[neg]
-            X, vocab, *_ = _term_matrix(sub, sub["text"].astype("str"), language="language", stop_mode=mode,
-                                        stop_set=stop, nmin=1, nmax=2) if neg.any() else (None, None)
-            self._terms_cache = (X, vocab, neg)
         return self._terms_cache
 
     def verbatims(self, sel: Selection, *, k: int = 8) -> pd.DataFrame:
@@ -456,27 +594,58 @@ class _ReachIndex:
     arrays sorted by (touchpoint, customer, first time). A selection's reach, at-risk and
     left counts are then one masked pass over the arrays (no sort, no hash)."""
 
-    def __init__(self, table, touchpoints, conversion):
-        frame = table.to_pandas()
+    ARRAYS = ("tp", "cid", "ch", "sg", "day", "first", "vsum", "vn")
+
+    def __init__(self, arrays: dict, *, touchpoints, channels, segments, n_customers, conv, first_day, last_day):
+        for name in self.ARRAYS:
+            setattr(self, name, arrays[name])
         self.touchpoints = list(touchpoints)
-        tp = pd.Categorical(frame["touchpoint"], categories=self.touchpoints).codes.astype(np.int16)
+        self.channels, self.segments = tuple(channels), tuple(segments)
+        self.n_customers, self.conv = int(n_customers), int(conv)
+        self.first_day, self.last_day = first_day, last_day
+
+    @classmethod
+    def from_table(cls, table, touchpoints, conversion) -> _ReachIndex:
+        """From the engine's rows (customer_id, touchpoint, _ch, _sg, _day, first, vsum, vn)."""
+        frame = table.to_pandas()
+        touchpoints = list(touchpoints)
+        tp = pd.Categorical(frame["touchpoint"], categories=touchpoints).codes.astype(np.int16)
         cid, _ = pd.factorize(frame["customer_id"])
         ch_codes, ch_levels = pd.factorize(frame["_ch"].astype("str"), sort=True)
         sg_codes, sg_levels = pd.factorize(frame["_sg"].astype("str"), sort=True)
         day = pd.to_datetime(frame["_day"], utc=True).dt.as_unit("ns")
         first = pd.to_datetime(frame["first"], utc=True).astype("int64").to_numpy()
         order = np.lexsort((first, cid, tp))
-        self.tp, self.cid = tp[order], cid[order].astype(np.int64)
-        self.ch, self.sg = ch_codes[order].astype(np.int16), sg_codes[order].astype(np.int16)
-        self.day = day.astype("int64").to_numpy()[order]
-        self.first = first[order]
-        self.vsum = frame["vsum"].fillna(0).to_numpy("float64")[order]
-        self.vn = frame["vn"].fillna(0).to_numpy("float64")[order]
-        self.channels, self.segments = tuple(map(str, ch_levels)), tuple(map(str, sg_levels))
-        self.n_customers = int(cid.max()) + 1 if len(cid) else 0
-        self.conv = self.touchpoints.index(conversion) if conversion in self.touchpoints else -1
-        self.first_day = _day(day.min()) if len(day) else None
-        self.last_day = _day(day.max()) if len(day) else None
+        arrays = {"tp": tp[order], "cid": cid[order].astype(np.int64),
+                  "ch": ch_codes[order].astype(np.int16), "sg": sg_codes[order].astype(np.int16),
+                  "day": day.astype("int64").to_numpy()[order], "first": first[order],
+                  "vsum": frame["vsum"].fillna(0).to_numpy("float64")[order],
+                  "vn": frame["vn"].fillna(0).to_numpy("float64")[order]}
+        return cls(arrays, touchpoints=touchpoints, channels=map(str, ch_levels), segments=map(str, sg_levels),
+                   n_customers=int(cid.max()) + 1 if len(cid) else 0,
+                   conv=touchpoints.index(conversion) if conversion in touchpoints else -1,
+                   first_day=_day(day.min()) if len(day) else None,
+                   last_day=_day(day.max()) if len(day) else None)
+
+    def arrays(self) -> dict:
+        return {name: getattr(self, name) for name in self.ARRAYS}
+
+    def meta(self) -> dict:
+        """Everything but the arrays, as JSON-ready values."""
+        return {"touchpoints": self.touchpoints, "channels": list(self.channels), "segments": list(self.segments),
+                "n_customers": self.n_customers, "conv": self.conv,
+                "first_day": None if self.first_day is None else self.first_day.isoformat(),
+                "last_day": None if self.last_day is None else self.last_day.isoformat()}
+
+    @classmethod
+    def from_saved(cls, arrays: dict, meta: dict) -> _ReachIndex:
+        n = {len(arrays[name]) for name in cls.ARRAYS}
+        if len(n) != 1:
+            raise ValueError(f"reach arrays of different lengths: {sorted(n)}")
+        return cls(arrays, touchpoints=meta["touchpoints"], channels=meta["channels"], segments=meta["segments"],
+                   n_customers=meta["n_customers"], conv=meta["conv"],
+                   first_day=None if meta["first_day"] is None else _day(meta["first_day"]),
+                   last_day=None if meta["last_day"] is None else _day(meta["last_day"]))
 
     def _mask(self, sel: Selection) -> np.ndarray:
         m = np.ones(len(self.tp), dtype=bool)

@@ -24,13 +24,16 @@ sentiment (text)
     :class:`cxlab.sentiment.SentimentModel` with word features, fitted on this feedback's
     own scores); reads the voice of text-only feedback too.
 drop-off (behaviour)
-    For touchpoints outside the funnel seen before conversion (:func:`exposure_candidates`:
-    those of the moments up to the one holding the conversion, e.g. ZMOT/FMOT touchpoints
-    such as a pop-up or a registration form on the default map): the odds ratio of leaving the funnel once the
+    For the journey map's ``exposures:`` when it lists them, else the touchpoints outside the
+    funnel seen before conversion (:func:`exposure_candidates`: those of the moments up to the
+    one holding the conversion, e.g. ZMOT/FMOT touchpoints such as a pop-up or a registration
+    form): the odds ratio of leaving the funnel once the
     touchpoint has been seen, from one :class:`cxlab.dropoff.DropoffModel` with every such
     touchpoint as an exposure, the channel as covariate and one baseline per step, so each
     odds ratio is adjusted for the others and for where in the funnel it was seen
-    (``dropoff_or`` with its interval, ``dropoff_p``, BH ``dropoff_q``). ``left_after``: of
+    (``dropoff_or`` with its interval, ``dropoff_p``, BH ``dropoff_q``). A term the model cannot
+    pin down once the others are in (separation, :func:`separated_terms`) is left out and the
+    model refitted without it: its touchpoint gets no odds ratio. ``left_after``: of
     the customers who reached the touchpoint before converting, the share who never
     converted (Wilson interval). Funnel steps themselves: ``left_after`` is the share who
     reached the step and not the next one (the funnel's complement of the step rate).
@@ -47,8 +50,14 @@ pain point
     alpha``). Feedback with text but no scores (reviews, posts, tickets) is judged by its
     text sentiment instead: ``sentiment_diff < 0`` and ``sentiment_q < alpha`` (Welch test
     against the other touchpoints' text, BH q-values). ``flag`` says which evidence there is: ``"voice and behaviour"``, ``"voice"``,
-    ``"behaviour"`` or ``""``. ``rank``: pain points first by value at risk, then every
-    other touchpoint by how much worse its score is than the baseline.
+    ``"behaviour"`` or ``""``.
+rank
+    One priority for every issue, whatever its evidence: the flagged touchpoints whose
+    customers lost can be measured come first, by value at risk (customers lost when there
+    is no order value), so a pop-up that loses customers without anyone complaining ranks
+    above a form that both loses fewer and is rated badly; then flagged touchpoints whose
+    effect on leaving is not measured (voice only), by how much worse their score is than
+    the baseline; then every other touchpoint the same way.
 """
 from __future__ import annotations
 
@@ -61,7 +70,7 @@ from .io import SCALES, in_score_class
 from .journey import JourneyMap
 from .stats import bh_qvalues, wilson_ci
 
-__all__ = ["pain_points", "exposure_candidates", "estimable_exposures", "independent_terms",
+__all__ = ["pain_points", "mean_order_value", "exposure_candidates", "estimable_exposures", "independent_terms", "separated_terms",
            "fit_voice_model", "emotion_curve",
            "plot_emotion_curve", "plot_priority_matrix", "circular_journey",
            "normalised_score"]
@@ -231,8 +240,8 @@ def exposure_candidates(journey=None) -> list[str]:
     Those outside the funnel (and not the conversion) in the moments up to the one holding
     the conversion touchpoint, in journey-map order: what customers meet on the way to
     converting (a pop-up, a form, a call), as opposed to what follows it (delivery, support,
-    reviews). :func:`pain_points` examines these; a report may prefer the map's
-    ``exposures:`` key when it is given.
+    reviews). :func:`pain_points` and the reports examine these when the map has no
+    ``exposures:`` key.
 
     Parameters
     ----------
@@ -340,6 +349,41 @@ def independent_terms(events, *, journey: JourneyMap, terms: dict, covariates=()
 
 
 
+MAX_LOG_SE = 5.0  # a log-odds standard error above this: the odds ratio is not estimated (separation)
+
+
+def separated_terms(model, terms: dict) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Drop-off terms whose odds ratio a fit could not pin down.
+
+    A term ``exposure:step`` whose log-odds standard error is above :data:`MAX_LOG_SE` has an
+    interval from 0 to infinity: in the model with the other terms, everyone exposed at that
+    step went on, or everyone left (separation), and its odds ratio (1e-13 or 1e9) means
+    nothing.
+
+    Parameters
+    ----------
+    model : DropoffResult
+        A fitted :class:`cxlab.dropoff.DropoffModel` (its ``bse`` by term).
+    terms : dict
+        Exposure -> the steps it was fitted at.
+
+    Returns
+    -------
+    (kept, reasons)
+        The terms left, and for each exposure with no step left one plain reason.
+    """
+    se = model.bse
+    kept = {}
+    for x, steps in terms.items():
+        ok = [s for s in steps if np.isfinite(se.get(f"{x}:{s}", np.inf)) and se[f"{x}:{s}"] <= MAX_LOG_SE]
+        if ok:
+            kept[x] = ok
+    if kept == terms:
+        return terms, {}
+    return kept, {x: "their odds cannot be estimated once the other touchpoints are accounted for (all who "
+                     "saw them went on, or all left)" for x in terms if x not in kept}
+
+
 def _behaviour(rows: pd.DataFrame, t, jm: JourneyMap, alpha, window):
     """Drop-off columns: step-specific odds ratios from the drop-off model, left after."""
     from .funnel import funnel
@@ -347,7 +391,8 @@ def _behaviour(rows: pd.DataFrame, t, jm: JourneyMap, alpha, window):
     tps = list(jm.touchpoints)
     steps = list(jm.funnel)
     conv = jm.conversion
-    candidates = [x for x in exposure_candidates(jm) if rows.loc[rows.touchpoint == x, "reached"].iloc[0] > 0]
+    chosen = list(jm.exposures) or exposure_candidates(jm)   # the map's choice first, as the reports
+    candidates = [x for x in chosen if rows.loc[rows.touchpoint == x, "reached"].iloc[0] > 0]
     rows["dropoff_or"] = rows["dropoff_ci_low"] = rows["dropoff_ci_high"] = rows["dropoff_p"] = np.nan
     rows["dropoff_step"] = None
     rows["dropoff_q"] = np.nan
@@ -358,11 +403,19 @@ def _behaviour(rows: pd.DataFrame, t, jm: JourneyMap, alpha, window):
     if terms:
         from .dropoff import DropoffModel
 
-        spec = dict(exposures=list(terms), interactions=terms, alpha=alpha)
-        try:
-            res = DropoffModel(covariates=covs, **spec).fit(t, journey=jm, window=window)
-        except ValueError:           # e.g. a single channel: no covariate to adjust for
-            res = DropoffModel(**spec).fit(t, journey=jm, window=window)
+        def fit(terms):
+            spec = dict(exposures=list(terms), interactions=terms, alpha=alpha)
+            try:
+                return DropoffModel(covariates=covs, **spec).fit(t, journey=jm, window=window)
+            except ValueError:           # e.g. a single channel: no covariate to adjust for
+                return DropoffModel(**spec).fit(t, journey=jm, window=window)
+
+        res = fit(terms)
+        kept, _ = separated_terms(res, terms)
+        if kept != terms:            # separation: refit without the terms that cannot be estimated
+            terms = kept
+            res = fit(terms) if terms else None
+    if terms:
         model_summary = res.summary()
         model_summary["q_all"] = bh_qvalues(model_summary["p_value"])
         for x, steps_x in terms.items():
@@ -493,6 +546,27 @@ def _voice_columns(rows: pd.DataFrame, f: pd.DataFrame | None, tps, alpha) -> pd
     return rows.drop(columns=["negative", "scored"])
 
 
+def mean_order_value(events, *, journey=None) -> float | None:
+    """The mean ``value`` of the conversion events (what a lost customer is worth in the
+    reports); None when the events carry no order values.
+
+    Examples
+    --------
+    >>> from cxlab.datasets import simulate_journeys
+    >>> round(mean_order_value(simulate_journeys(2_000, seed=1).events))
+    73
+    """
+    jm = JourneyMap.coerce(journey)
+    t = as_table(events)
+    v = _value_per_customer(t, jm)
+    return None if "value" not in t.columns or v == 1.0 and _no_values(t, jm) else v
+
+
+def _no_values(t, jm: JourneyMap) -> bool:
+    conv = t.filter((t.touchpoint == jm.conversion) & t.value.notnull())
+    return int(conv.count().to_pandas()) == 0
+
+
 def _value_per_customer(t, jm: JourneyMap) -> float:
     """Mean value of the conversion events (1.0 when there is none: value in customers)."""
     conv = jm.conversion
@@ -516,9 +590,12 @@ def _priority(rows: pd.DataFrame, alpha, value_per_customer) -> pd.DataFrame:
     rows["pain_point"] = voice_bad & (behaviour_bad | ~measured)
     rows["flag"] = np.select([voice_bad & behaviour_bad, voice_bad, behaviour_bad],
                              ["voice and behaviour", "voice", "behaviour"], default="")
-    order = rows.assign(_pp=~rows["pain_point"], _v=-rows["value_at_risk"].fillna(-1),
+    risk = rows["value_at_risk"]
+    flagged = rows["flag"] != ""
+    tier = np.select([flagged & (risk > 0), flagged], [0, 1], default=2)
+    order = rows.assign(_tier=tier, _v=-risk.fillna(0),
                         _s=rows["score_diff"].fillna(rows["sentiment_diff"]).fillna(np.inf))
-    order = order.sort_values(["_pp", "_v", "_s"], kind="stable")
+    order = order.sort_values(["_tier", "_v", "_s"], kind="stable")
     rows.loc[order.index, "rank"] = np.arange(1, len(rows) + 1)
     rows["rank"] = rows["rank"].astype("int64")
     return rows
@@ -619,52 +696,77 @@ def plot_emotion_curve(table: pd.DataFrame, *, measure: str = "score", ax=None, 
     return ax
 
 
-def plot_priority_matrix(table: pd.DataFrame, *, ax=None):
-    """Importance x performance: customers reached (log scale) against mean score, one point
-    per touchpoint with feedback, sized by value at risk, pain points in red; the dashed lines
-    are the journey baseline score and the median reach, splitting the four quadrants
-    ("fix first" is top-reach, low-score)."""
-    import matplotlib.pyplot as plt
+_FLAG_COLOURS = {"voice and behaviour": "#c0392b", "behaviour": "#e67e22", "voice": "#8e44ad", "": "#9aa5b1"}
 
-    d = table[table["score_mean"].notna() & (table["reached"] > 0)].copy()
+
+def plot_priority_matrix(table: pd.DataFrame, *, ax=None, currency: str | None = None, top: int = 12):
+    """Priority: what each touchpoint puts at risk against how customers rate it.
+
+    One point per touchpoint that is flagged or has measured customers lost (the ``top``
+    first by ``rank``), numbered by its rank, so the matrix, the table and the
+    headline give the same order. x: money at risk (customers lost when there is no order
+    value); touchpoints whose effect on leaving is not measured sit in a band on the left.
+    y: mean score against the rest of the journey (0-100 points); touchpoints nobody rated
+    (a pop-up) sit in a band at the bottom, so a behaviour-only issue is never left out.
+    Colour: the evidence (``flag``).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    d = table.sort_values("rank")
+    keep = (d["flag"] != "") | (d["customers_lost"] > 0)
+    d = d[keep].head(top).copy()
     if ax is None:
-        _, ax = plt.subplots(figsize=(7.5, 5.5))
+        _, ax = plt.subplots(figsize=(8.0, 5.6))
     if d.empty:
-        ax.text(0.5, 0.5, "no touchpoint has both feedback and events", ha="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no touchpoint is flagged and none has measured customers lost", ha="center",
+                transform=ax.transAxes)
+        ax.set_axis_off()
         return ax
-    var = d["value_at_risk"].fillna(0)
-    size = 40 + 400 * (var / var.max() if var.max() > 0 else 0)
-    colours = np.where(d["pain_point"], "#c0392b", "#4c72b0")
-    ax.scatter(d["reached"], d["score_mean"], s=size, c=colours, alpha=0.75, edgecolors="white", zorder=3)
-    # labels: points that (nearly) coincide get their labels stacked instead of printed over each other
-    lx = np.log10(d["reached"].to_numpy("float64"))
-    ly = d["score_mean"].to_numpy("float64")
-    nx = (lx - lx.min()) / max(lx.max() - lx.min(), 1e-9)
-    ny = (ly - ly.min()) / max(ly.max() - ly.min(), 1e-9)
+    money = float(table.attrs.get("value_per_customer", 1.0)) != 1.0
+    x = (d["value_at_risk"] if money else d["customers_lost"]).astype("float64")
+    gap = d["score_diff"].astype("float64")
+    if gap.isna().all() and d["sentiment_diff"].notna().any():     # text-only feedback: sentiment, in points
+        gap = 50 * d["sentiment_diff"].astype("float64")
+    xmax = float(np.nanmax(x)) if x.notna().any() and np.nanmax(x) > 0 else 1.0
+    glo = float(np.nanmin(gap)) if gap.notna().any() else -10.0
+    ghi = float(np.nanmax(gap)) if gap.notna().any() else 10.0
+    glo, ghi = min(glo, -5.0), max(ghi, 5.0)
+    span = ghi - glo
+    x_band, y_band = -0.12 * xmax, glo - 0.22 * span
+    px = x.fillna(x_band).to_numpy()
+    py = gap.fillna(y_band).to_numpy()
+    ax.axvspan(-0.2 * xmax, -0.04 * xmax, color="#f2f2f2", zorder=0)
+    ax.axhspan(glo - 0.32 * span, glo - 0.12 * span, color="#f2f2f2", zorder=0)
+    ax.text(-0.12 * xmax, glo - 0.1 * span, "drop-off\nnot\nmeasured", ha="center", va="bottom", fontsize=7.5,
+            color="#666666")
+    ax.text(0.02 * xmax, glo - 0.3 * span, "no feedback", ha="left", va="bottom", fontsize=7.5, color="#666666")
+    var = x.fillna(0).to_numpy()
+    size = 60 + 360 * (var / xmax)
+    colours = [_FLAG_COLOURS.get(f, "#9aa5b1") for f in d["flag"]]
+    ax.scatter(px, py, s=size, c=colours, alpha=0.8, edgecolors="white", zorder=3)
     placed: list[tuple[float, float]] = []
-    for i, (_, r) in enumerate(d.iterrows()):
-        for off in (4, -12, 16, -24, 28, -36, 40):
-            y_label = ny[i] + off / 300
-            if all(abs(nx[i] - px) > 0.18 or abs(y_label - py) > 0.04 for px, py in placed):
+    for xi, yi, (_, r) in zip(px, py, d.iterrows()):
+        nx, ny = xi / (1.3 * xmax), (yi - glo) / (1.5 * span)
+        for off in (0, 12, -12, 24, -24, 36, -36):
+            if all(abs(nx - qx) > 0.22 or abs(ny + off / 330 - qy) > 0.035 for qx, qy in placed):
                 break
-        placed.append((nx[i], y_label))
-        ax.annotate(r["touchpoint"], (r["reached"], r["score_mean"]), textcoords="offset points", xytext=(6, off),
-                    fontsize=8.5, color="#c0392b" if r["pain_point"] else "#333333")
-    ax.set_xscale("log")
-    lo, hi = float(d["score_mean"].min()), float(d["score_mean"].max())
-    pad = max(hi - lo, 5.0) * 0.14
-    ax.set_ylim(lo - pad, hi + pad)          # empty bands for the quadrant labels
-    base = table.attrs.get("baseline_score", float(d["score_mean"].mean()))
-    ax.axhline(base, ls="--", color="#888888", lw=1)
-    ax.axvline(float(d["reached"].median()), ls="--", color="#888888", lw=1)
-    box = dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85)
-    ax.text(0.99, 0.015, "fix first: many customers, low score", transform=ax.transAxes, ha="right",
-            fontsize=8.5, color="#c0392b", bbox=box, zorder=5)
-    ax.text(0.99, 0.985, "keep: many customers, high score", transform=ax.transAxes, ha="right", va="top",
-            fontsize=8.5, color="#555555", bbox=box, zorder=5)
-    ax.set_xlabel("customers reached (log scale)  — importance")
-    ax.set_ylabel("mean score (0-100)  — performance")
-    ax.set_title("Priority matrix (point size: value at risk; red: pain point)", fontsize=11)
+        placed.append((nx, ny + off / 330))
+        ax.annotate(f"{int(r['rank'])}. {r['touchpoint']}", (xi, yi), textcoords="offset points",
+                    xytext=(8, off - 3), fontsize=8.5, color="#222222" if r["flag"] else "#777777", zorder=4)
+    ax.axhline(0, ls="--", color="#888888", lw=1)
+    ax.axvline(0, color="#bbbbbb", lw=0.8)
+    ax.set_xlim(-0.2 * xmax, xmax * 1.5)
+    ax.set_ylim(glo - 0.32 * span, ghi + 0.12 * span)
+    unit = f"money at risk ({currency})" if money and currency else ("money at risk" if money else "customers lost")
+    ax.set_xlabel(f"{unit}: customers who leave because of it  — impact")
+    ax.set_ylabel("score against the rest of the journey (points)")
+    ax.set_title("Priority (numbers: rank; right = more at risk, low = rated worse)", fontsize=11)
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 0 else ""))
+    seen = [f for f in _FLAG_COLOURS if f and f in set(d["flag"])]
+    if seen:
+        ax.legend(handles=[Line2D([], [], ls="", marker="o", color=_FLAG_COLOURS[f], label=f) for f in seen],
+                  title="evidence", fontsize=8, title_fontsize=8, loc="upper right", frameon=False)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return ax

@@ -45,6 +45,8 @@ from .exceptions import CxlabError, ReportParameterError, did_you_mean
 
 KERNEL = "python3"
 _RESERVED = ("cxlab_version", "created_at", "parameters", "workspace", "run")
+#: keys a report writes that are not headline numbers: the brief (display text) and the periods
+_NOT_HEADLINE = _RESERVED + ("brief", "period", "previous_period")
 _SET_BY_RUN = ("metrics_path",)  # parameters the run sets itself
 
 
@@ -691,7 +693,7 @@ def headline_metrics(metrics: dict) -> dict[str, dict]:
     """
     out = {}
     for key, v in (metrics or {}).items():
-        if key in _RESERVED or key in _PERIOD_KEYS or str(key).startswith("_"):
+        if key in _NOT_HEADLINE or key in _PERIOD_KEYS or str(key).startswith("_"):
             continue
         s = _stat(v)
         if s is not None:
@@ -938,12 +940,14 @@ def _run_locked(path: Path, name: str, day: str, params: dict, *, out, kernel, p
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from ._kernel import LocalKernelManager  # the kernel on local sockets: no open TCP port
+
     started = _dt.datetime.now(_dt.UTC)
     root = _root_of(path)
     out = Path(out).resolve()
     day_dir = out / day
     day_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-{day}-", dir=out))   # the day: see brief.previous_metrics
     try:
         executed = tmp / f"{name}.ipynb"
         metrics = tmp / f"{name}.metrics.json"
@@ -952,7 +956,7 @@ def _run_locked(path: Path, name: str, day: str, params: dict, *, out, kernel, p
         try:
             papermill.execute_notebook(str(path), str(executed), parameters=params,
                                        kernel_name=kernel, cwd=str(root), progress_bar=progress,
-                                       log_output=False)
+                                       log_output=False, kernel_manager_class=LocalKernelManager)
         except PapermillExecutionError as exc:
             failed = day_dir / f"{name}.failed.ipynb"
             if executed.exists():

@@ -962,7 +962,7 @@ def _k_norm():
 def _j_top(answer):
     a = _text(answer)
     t = _pain_table().set_index("touchpoint")
-    correct = t["rank"].idxmin()
+    correct = t.loc[t["pain_point"], "rank"].idxmin()
     if a == correct:
         r = t.loc[a]
         return True, (f"correct: {a} ({r['moment']}), score {r['score_mean']:.0f} vs journey "
@@ -974,7 +974,7 @@ def _j_top(answer):
         return False, (f"{a} costs conversions (odds of leaving x{r['dropoff_or']:.2f}), but customers do not "
                        "rate it: a pain point needs the voice too (a score significantly below the journey)")
     if bool(r["pain_point"]):
-        return False, (f"{a} is a pain point, but it ranks {int(r['rank'])}: pain points are ranked by value "
+        return False, (f"{a} is a pain point, but it ranks {int(r['rank'])}: issues are ranked by value "
                        "at risk, and one that also makes customers leave comes first")
     if pd.isna(r["score_mean"]):
         return False, f"{a} has no feedback: nobody rated it, so its voice cannot be judged"
@@ -988,7 +988,8 @@ def _k_top():
 
     ev, fb, _ = simulation()
     t = pain_points((ev, fb), journey=_jm())
-    return str(t.sort_values("rank")["touchpoint"].iloc[0]), "pain_points((events, feedback)): rank 1"
+    t = t[t["pain_point"]]
+    return str(t.sort_values("rank")["touchpoint"].iloc[0]), "pain_points((events, feedback)): the first pain point by rank"
 
 
 @_exercise("05-value-at-risk", 5, "number",

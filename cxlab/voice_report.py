@@ -392,46 +392,43 @@ def pain_point_view(table: pd.DataFrame, journey: JourneyMap, *, voice: bool, be
     return out
 
 
-def _larger_behaviour_issue(table: pd.DataFrame, journey: JourneyMap, top) -> str:
-    """A second sentence when a behaviour-only issue puts more money (or customers) at risk
-    than the first pain point: it has no complaint in the voice but must not be missed."""
-    measure = "value_at_risk" if _has_value(table) else "customers_lost"
-    issues = table[table["flag"] == "behaviour"]
-    if issues.empty or not issues[measure].notna().any():
-        return ""
-    big = issues.loc[issues[measure].idxmax()]
-    if pd.notna(top[measure]) and big[measure] <= top[measure]:
-        return ""
-    amount = (format_money(big[measure], journey.currency) + " at risk" if measure == "value_at_risk"
-              else f"{big[measure]:,.0f} customers lost")
-    return (f" **More at stake where customers leave without complaining: {journey.label(big['touchpoint'])}, "
-            f"{big['dropoff_or']:.1f} times the odds of leaving, {amount}.**")
+def _at_stake(r, table: pd.DataFrame, journey: JourneyMap) -> str:
+    """"460 customers lost, EUR 32,967 at risk" (customers only when there is no order value)."""
+    lost = f"{r['customers_lost']:,.0f} customers lost"
+    return lost + (f", {format_money(r['value_at_risk'], journey.currency)} at risk" if _has_value(table) else "")
 
 
 def pain_point_headline(table: pd.DataFrame, journey: JourneyMap) -> str:
-    """How many pain points (or behaviour issues) and the first, in labels; a second sentence
-    when a behaviour-only issue puts more at risk than the first pain point."""
-    cur = journey.currency
-    pains = table[table["pain_point"]].sort_values("rank")
-    if len(pains):
-        top = pains.iloc[0]
-        s = (f"**{len(pains)} pain point(s). First: {journey.label(top['touchpoint'])} "
-             f"({_short_moment(journey, top['moment'])}), score {top['score_mean']:.0f} of 100 against "
-             f"{table.attrs['baseline_score']:.0f} for the rest of the journey")
-        if pd.notna(top["dropoff_or"]):
-            s += f"; customers who meet it have {top['dropoff_or']:.1f} times the odds of leaving"
-        if pd.notna(top["value_at_risk"]) and _has_value(table):
-            s += f", {format_money(top['value_at_risk'], cur)} at risk"
-        return s + ".**" + _larger_behaviour_issue(table, journey, top)
-    issues = table[table["flag"] == "behaviour"].sort_values("value_at_risk", ascending=False)
-    if len(issues):
-        top = issues.iloc[0]
-        risk = (f", {format_money(top['value_at_risk'], cur)} at risk" if _has_value(table)
-                else f", {top['customers_lost']:,.0f} customers lost")
-        return (f"**No pain point in the customers' voice; {len(issues)} touchpoint(s) where customers leave "
-                f"significantly more often. First: {journey.label(top['touchpoint'])}, where customers have "
-                f"{top['dropoff_or']:.1f} times the odds of leaving{risk}.**")
-    return "**No touchpoint is significantly worse than the rest of the journey at this alpha.**"
+    """The first priority in labels, in the order of the table and the priority matrix (one
+    scale: customers lost and money at risk, whatever the evidence), then how many pain
+    points and behaviour-only issues there are."""
+    ranked = table.sort_values("rank")
+    flagged = ranked[ranked["flag"] != ""]
+    if flagged.empty:
+        return "**No touchpoint is significantly worse than the rest of the journey at this alpha.**"
+    top = flagged.iloc[0]
+    where = f"{journey.label(top['touchpoint'])} ({_short_moment(journey, top['moment'])})"
+    said = []
+    if top["flag"] in ("voice", "voice and behaviour") and pd.notna(top["score_mean"]):
+        said.append(f"rated {top['score_mean']:.0f} of 100 against {table.attrs['baseline_score']:.0f} for the "
+                    "rest of the journey")
+    elif top["flag"] in ("voice", "voice and behaviour"):
+        said.append("its feedback reads significantly more negative than elsewhere")
+    if pd.notna(top["customers_lost"]) and top["customers_lost"] > 0:
+        s = (f"**First priority: {where}: {_at_stake(top, table, journey)}; customers who meet it have "
+             f"{top['dropoff_or']:.1f} times the odds of leaving")
+        s += f", and it is {said[0]}" if said else ", though nobody complains about it"
+    else:
+        s = f"**First priority: {where}, {said[0] if said else 'flagged'}; its effect on leaving is not measured"
+    s += ".**"
+    n_pain = int(table["pain_point"].sum())
+    n_beh = int((table["flag"] == "behaviour").sum())
+    parts = []
+    if n_pain:
+        parts.append(f"{n_pain} pain point(s) in the customers' voice")
+    if n_beh:
+        parts.append(f"{n_beh} touchpoint(s) where customers leave without complaining")
+    return s + (" " + " and ".join(parts) + ", ranked together below by what they put at risk." if parts else "")
 
 
 # --------------------------------------------------------------------------- circle
@@ -465,12 +462,16 @@ def circle_note(data: ReportData, journey: JourneyMap) -> str | None:
 
 def pain_point_metrics(table: pd.DataFrame | None) -> dict:
     """The pain-point keys of ``metrics.json``: ``pain_points`` (in rank order),
-    ``top_pain_point`` (empty when none) and ``behaviour_issues`` (behaviour-only flags)."""
+    ``top_pain_point`` (empty when none), ``behaviour_issues`` (behaviour-only flags) and
+    ``top_priority``: the first flagged touchpoint on the one priority scale, whatever its
+    evidence (what the headline names)."""
     if table is None:
-        return {"pain_points": [], "top_pain_point": "", "behaviour_issues": []}
+        return {"pain_points": [], "top_pain_point": "", "behaviour_issues": [], "top_priority": ""}
     ranked = table.sort_values("rank")
     pains = [str(x) for x in ranked.loc[ranked["pain_point"], "touchpoint"]]
+    flagged = ranked.loc[ranked["flag"] != "", "touchpoint"]
     return {"pain_points": pains, "top_pain_point": pains[0] if pains else "",
+            "top_priority": str(flagged.iloc[0]) if len(flagged) else "",
             "behaviour_issues": [str(x) for x in ranked.loc[ranked["flag"] == "behaviour", "touchpoint"]]}
 
 

@@ -24,10 +24,10 @@ from html import escape
 import numpy as np
 import pandas as pd
 
-from .explore import MOMENTS, ExplorerData, Selection
+from .explore import ExplorerData, Selection
 from .journey import JourneyMap
 
-__all__ = ["PainPointExplorer", "FunnelExplorer", "explorer_data", "emotion_curve_svg"]
+__all__ = ["PainPointExplorer", "FunnelExplorer", "ExplorerPage", "explorer_data", "emotion_curve_svg"]
 
 _CSS = """
 <style>
@@ -47,6 +47,7 @@ table.cx {border-collapse: collapse; font-size: 12.5px; width: 100%;}
 table.cx th {text-align: left; border-bottom: 2px solid #bbb; padding: 4px 6px; background: #f4f4f4;
              font-weight: 600; white-space: nowrap;}
 table.cx td {border-bottom: 1px solid #e5e5e5; padding: 3px 6px; vertical-align: top;}
+table.cx th.n {text-align: right;}
 table.cx td.n {text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap;}
 table.cx tr.pp td {background: #fdecea;}
 table.cx .bad {color: #b03a2e; font-weight: 600;}
@@ -60,15 +61,30 @@ table.cx .sig {font-weight: 600;}
 .cx-verb {border-left: 4px solid #bbb; padding: 4px 8px; margin: 4px 0; font-size: 12.5px; background: #fbfbfb;}
 .cx-verb.neg {border-color: #c0392b;} .cx-verb.pos {border-color: #27ae60;}
 .cx-verb .meta {color: #777; font-size: 11px;}
+.cx-scroll {overflow-x: auto; max-width: 100%;}
+.cx-why {font-size: 11.5px; color: #444; line-height: 1.35;}
+.cx-why div {white-space: normal;}
+.cx-mom {color: #777; font-size: 11px;}
+details.cx-more {margin: 6px 0 2px 0; font-size: 12.5px;}
+details.cx-more > summary {cursor: pointer; color: #2c5d8f;}
+.cx-panel {min-width: 0; overflow-x: auto;}
+.cx-panels {display: flex; flex-wrap: wrap; gap: 0 24px;}
+.cx-panels > .cx-panel {flex: 1 1 380px;}
+.cx-loading {padding: 18px 4px; font-size: 14px; color: #333;}
+.cx-loading .cx-stage {color: #555; font-size: 13px; margin-top: 4px;}
+.cx-root .widget-html-content {white-space: normal;}
 </style>
 """
 
 _DATA_CACHE: OrderedDict = OrderedDict()
 
 
-def explorer_data(data, *, journey=None, **kwargs) -> ExplorerData:
+def explorer_data(data, *, journey=None, on_stage=None, **kwargs) -> ExplorerData:
     """The :class:`ExplorerData` of a workspace, built once per workspace content and journey
-    map and then reused (several explorers, or the same notebook re-run, share it)."""
+    map and then reused: within the process (several explorers, the same notebook re-run) and,
+    for a workspace file, across processes through the aggregates kept next to it
+    (:mod:`cxlab._explore_cache`: a reload or a new kernel reads them). ``on_stage(done,
+    total, name)`` hears the stages of a build or read."""
     if isinstance(data, ExplorerData):
         return data
     jm = JourneyMap.coerce(journey)
@@ -83,12 +99,101 @@ def explorer_data(data, *, journey=None, **kwargs) -> ExplorerData:
             key = None
     if key is not None and key in _DATA_CACHE:
         return _DATA_CACHE[key]
-    built = ExplorerData(data, journey=jm, **kwargs)
+    built = ExplorerData(data, journey=jm, on_stage=on_stage, **kwargs)
     if key is not None:
         _DATA_CACHE[key] = built
         while len(_DATA_CACHE) > 4:
             _DATA_CACHE.popitem(last=False)
     return built
+
+
+class ExplorerPage:
+    """The pain-point explorer as a page that paints at once (what ``cxlab explore`` shows).
+
+    The page's frame, a progress bar and the name of the stage under way appear first; the
+    aggregates are read from the workspace's cache (seconds) or built (a first opening)
+    in a background thread, and the explorer replaces the progress bar when they are ready.
+    A line at the bottom says where the aggregates came from.
+
+    Parameters
+    ----------
+    data, journey, **kwargs
+        As :class:`PainPointExplorer`.
+    background : bool
+        Build in a thread (the page paints first) or here (``explorer`` is set on return).
+
+    Attributes: ``widget``, ``explorer`` (None until ready), ``error`` (what stopped it),
+    ``ready`` (a :class:`threading.Event`), ``stages`` (the stage names heard, in order).
+    """
+
+    def __init__(self, data, *, journey=None, background: bool = True, **kwargs):
+        import threading
+
+        import ipywidgets as w
+
+        from ._explore_cache import STAGES
+
+        self._args = (data, journey, kwargs)
+        self.explorer = self.error = None
+        self.stages: list[str] = []
+        self.ready = threading.Event()
+        self.progress = w.IntProgress(value=0, min=0, max=len(STAGES), bar_style="info",
+                                      layout=w.Layout(width="360px"))
+        self.stage = w.HTML("<div class='cx-stage'>opening the workspace</div>")
+        self.cache_line = w.HTML()
+        self._shell = w.VBox([w.HTML(_CSS + "<div class='cx-root cx-loading'><div class='cx-title'>Pain points per "
+                                     "moment of truth</div><div class='cx-sub'>Preparing the explorer: the first "
+                                     "opening of a workspace builds its aggregates (a minute on a large one); "
+                                     "later pages read them in seconds.</div></div>"),
+                              self.progress, self.stage], layout=w.Layout(padding="8px 0"))
+        self._shell.add_class("cx-root")
+        self._shell.add_class("cx-loading")
+        self.widget = w.VBox([self._shell], layout=w.Layout(width="100%", max_width="100%"))
+        if background:
+            threading.Thread(target=self._open, name="cxlab-explorer", daemon=True).start()
+        else:
+            self._open()
+
+    def _on_stage(self, done: int, total: int, name: str) -> None:
+        self.stages.append(name)
+        self.progress.max = max(total, 1)
+        self.progress.value = min(done, total)
+        self.stage.value = f"<div class='cx-stage'>{escape(name)}…</div>" if name != "ready" else ""
+
+    def _open(self) -> None:
+        import logging
+
+        data, journey, kwargs = self._args
+        try:
+            d = explorer_data(data, journey=journey, on_stage=self._on_stage, **kwargs)
+            self.stage.value = "<div class='cx-stage'>drawing the panels…</div>"
+            x = PainPointExplorer(d)
+            how = {"read": "read from", "built": "built and kept in", "rebuilt": "rebuilt (the kept copy was "
+                   "damaged) and kept in"}
+            status = getattr(d, "cache_status", None)
+            where = (f"Aggregates {how[status]} {escape(str(d.cache_dir))}." if status in how else
+                     f"Aggregates {escape(d.cache_note)}.")
+            self.cache_line.value = f"<div class='cx-note cx-cache' data-cache='{status or 'none'}'>{where}</div>"
+            logging.getLogger("cxlab.explore").info("explorer aggregates: %s (%s)", status, d.cache_note)
+            self.explorer = x
+            self.widget.children = [x.widget, self.cache_line]
+        except Exception as err:  # noqa: BLE001 - shown on the page, not lost in a thread
+            self.error = err
+            self.progress.bar_style = "danger"
+            self.stage.value = _empty(f"The explorer could not open: {type(err).__name__}: {err}")
+        finally:
+            self.ready.set()
+
+    def wait(self, timeout: float | None = None) -> PainPointExplorer:
+        """The explorer once ready (raises what stopped it, or TimeoutError)."""
+        if not self.ready.wait(timeout):
+            raise TimeoutError(f"the explorer was not ready within {timeout} s")
+        if self.error is not None:
+            raise self.error
+        return self.explorer
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
 
 
 # --------------------------------------------------------------------------- formatting
@@ -97,28 +202,47 @@ def _num(v, fmt="{:,.0f}", na="–"):
 
 
 def _pct(v, digits=0):
-    return _num(v, "{:." + str(digits) + "%}")
+    from .quality import format_pct
+
+    return format_pct(v, digits=digits, missing="–")
+
+
+def _money(v, currency) -> str:
+    from .voice_report import format_money
+
+    return format_money(v, currency) or "–"
 
 
 def _p(v):
+    """A p- or q-value for people: ``< 0.001``, else three decimals."""
     if v is None or pd.isna(v):
         return "–"
-    return "<0.001" if v < 0.001 else f"{v:.3f}"
+    return "< 0.001" if v < 0.001 else f"{v:.3f}"
 
 
 def _empty(msg: str) -> str:
     return f"<div class='cx-empty'>{escape(msg)}</div>"
 
 
-_MOMENT_FILL = {"ZMOT": "#dbe9f6", "FMOT": "#fde9d9", "SMOT": "#e2f0d9", "UMOT": "#ece2f0"}
+_MOMENT_FILLS = ("#dbe9f6", "#fde9d9", "#e2f0d9", "#ece2f0", "#fff3cd", "#e0f2f1")
 
 
-def emotion_curve_svg(table: pd.DataFrame, *, highlight=None, width: int = 980, height: int = 330) -> str:
+def _moment_fill(moment, curve) -> str:
+    """The band colour of a moment: its position among the curve's moments (any map's ids)."""
+    order = list(dict.fromkeys(curve["moment"]))
+    return _MOMENT_FILLS[order.index(moment) % len(_MOMENT_FILLS)] if moment in order else "#eeeeee"
+
+
+def emotion_curve_svg(table: pd.DataFrame, *, highlight=None, label=None, width: int = 980,
+                      height: int = 290) -> str:
     """The emotional curve of :func:`cxlab.painpoints.plot_emotion_curve` as inline SVG (drawn
     in about a millisecond, with a tooltip on every point): mean 0-100 score per touchpoint
     in journey order, its 95% interval band, moments shaded (``highlight`` brought forward),
-    the journey baseline dashed, pain points ringed in red."""
+    the journey baseline dashed, pain points ringed in red. ``label``: a function giving a
+    touchpoint's business label (e.g. ``JourneyMap.label``); the touchpoint names otherwise."""
     from .painpoints import emotion_curve
+
+    name = label or str
 
     curve = emotion_curve(table)
     if curve.empty:
@@ -141,7 +265,7 @@ def emotion_curve_svg(table: pd.DataFrame, *, highlight=None, width: int = 980, 
         faded = highlight is not None and moment != highlight
         stroke = " stroke='#c0392b' stroke-width='2'" if moment == highlight else ""
         parts.append(f"<rect x='{lo:.1f}' y='{top}' width='{hi - lo:.1f}' height='{ph}' "
-                     f"fill='{_MOMENT_FILL.get(moment, '#eeeeee')}' fill-opacity='{0.35 if faded else 1}'{stroke}/>")
+                     f"fill='{_moment_fill(moment, curve)}' fill-opacity='{0.35 if faded else 1}'{stroke}/>")
         parts.append(f"<text x='{(lo + hi) / 2:.1f}' y='{top - 8}' text-anchor='middle' font-size='13' "
                      f"font-weight='bold' fill='{'#bbbbbb' if faded else '#333333'}'>{escape(str(moment))}</text>")
     for v in (0, 25, 50, 75, 100):
@@ -164,7 +288,7 @@ def emotion_curve_svg(table: pd.DataFrame, *, highlight=None, width: int = 980, 
     parts.append("<polyline fill='none' stroke='#4c72b0' stroke-width='2' points='"
                  + " ".join(f"{xs(i):.1f},{ys(v):.1f}" for i, v in enumerate(curve["mean"])) + "'/>")
     for i, r in enumerate(curve.itertuples(index=False)):
-        tip = (f"{r.touchpoint} ({r.moment}): {r.mean:.1f}"
+        tip = (f"{name(r.touchpoint)} ({r.moment}): {r.mean:.1f}"
                + (f" (95% CI {r.ci_low:.1f}-{r.ci_high:.1f})" if pd.notna(r.ci_low) else "")
                + f", n={r.feedback:,}" + (" - pain point" if r.pain_point else ""))
         parts.append(f"<circle cx='{xs(i):.1f}' cy='{ys(r.mean):.1f}' r='4.5' fill='#4c72b0'>"
@@ -173,10 +297,10 @@ def emotion_curve_svg(table: pd.DataFrame, *, highlight=None, width: int = 980, 
             parts.append(f"<circle cx='{xs(i):.1f}' cy='{ys(r.mean):.1f}' r='10' fill='none' stroke='#c0392b' "
                          f"stroke-width='2.2'><title>{escape(tip)}</title></circle>"
                          f"<text x='{xs(i):.1f}' y='{ys(r.mean) + 24:.1f}' text-anchor='middle' font-size='11' "
-                         f"font-weight='bold' fill='#c0392b'>{escape(str(r.touchpoint))}</text>")
+                         f"font-weight='bold' fill='#c0392b'>{escape(name(r.touchpoint))}</text>")
         lx, ly = xs(i), top + ph + 10
         parts.append(f"<text transform='translate({lx:.1f},{ly:.1f}) rotate(-35)' text-anchor='end' font-size='11' "
-                     f"fill='#333'>{escape(str(r.touchpoint))} (n={r.feedback:,})</text>")
+                     f"fill='#333'>{escape(name(r.touchpoint))} (n={r.feedback:,})</text>")
     parts.append("</svg>")
     return "".join(parts)
 
@@ -211,17 +335,15 @@ class PainPointExplorer:
         self.latency = float("nan")
         self._curves: OrderedDict = OrderedDict()
 
-        moments = [("Whole journey", "ALL")] + [(m, m) for m in MOMENTS
-                                                if any(d.journey.moment_of(x) == m for x in d.journey.touchpoints)]
+        jm = d.journey               # the map's own moments, in its order, with its labels as tooltips
+        ids = [m for m in jm.moment_ids if jm.moment(m).touchpoints]
+        moments = [("Whole journey", "ALL")] + [(m, m) for m in ids]
         self.moment = w.ToggleButtons(options=moments, value="ALL", description="",
-                                      tooltips=["All touchpoints", "Zero moment of truth: research before contact",
-                                                "First moment of truth: choosing and buying",
-                                                "Second moment of truth: using and being served",
-                                                "Ultimate moment of truth: sharing the experience"][:len(moments)],
+                                      tooltips=["All touchpoints"] + [jm.moment(m).label for m in ids],
                                       style={"button_width": "120px"})
         box = {"layout": w.Layout(width="240px")}
-        self.touchpoints = w.SelectMultiple(options=list(d.journey.touchpoints), value=list(d.journey.touchpoints),
-                                            rows=9, **box)
+        self.touchpoints = w.SelectMultiple(options=self._tp_options(d.journey.touchpoints),
+                                            value=list(d.journey.touchpoints), rows=9, **box)
         self.channels = w.SelectMultiple(options=list(d.channels), value=list(d.channels),
                                          rows=min(6, max(2, len(d.channels))), **box)
         self.segments = w.SelectMultiple(options=list(d.segments), value=list(d.segments),
@@ -240,8 +362,9 @@ class PainPointExplorer:
         self.kpi_html = w.HTML()
         self.curve = w.HTML(layout=w.Layout(width="100%"))
         self.table_html = w.HTML()
-        self.funnel_html = w.HTML(layout=w.Layout(width="50%"))
-        self.terms_html = w.HTML(layout=w.Layout(width="50%"))
+        panel = {"flex": "1 1 380px", "min_width": "0", "overflow": "auto"}
+        self.funnel_html = w.HTML(layout=w.Layout(**panel))
+        self.terms_html = w.HTML(layout=w.Layout(**panel))
         self.verbatims_html = w.HTML()
         self.status = w.HTML()
 
@@ -253,17 +376,23 @@ class PainPointExplorer:
                          + [label("Dates"), self.dates, self.dates_label, w.HTML("<br>"), self.reset_button, self.refit_button,
                             self.status],
                          layout=w.Layout(width="260px", min_width="260px"))
-        main = w.VBox([self.kpi_html, label("Emotional curve"), self.curve,
-                       label("Pain points"), self.table_html,
-                       w.HBox([self.funnel_html, self.terms_html]),
+        main = w.VBox([self.kpi_html, label("Pain points, the costliest first"), self.table_html,
+                       label("Emotional curve"), self.curve,
+                       w.HBox([self.funnel_html, self.terms_html],
+                              layout=w.Layout(flex_flow="row wrap", grid_gap="0 24px", width="100%")),
                        label("What customers said (newest first, personal data masked)"), self.verbatims_html],
                       layout=w.Layout(flex="1 1 0%", min_width="0", padding="0 0 0 16px"))
         title = w.HTML(_CSS + "<div class='cx-root'><div class='cx-title'>Pain points per moment of truth</div>"
                        f"<div class='cx-sub'>{sum(d.base['reached'] > 0)} touchpoints with activity, "
                        f"{len(d.feedback):,} pieces of feedback, {d.first_day:%d %b %Y} – {d.last_day:%d %b %Y}. "
                        "Pick a moment, then narrow by touchpoint, channel, segment or dates.</div></div>")
-        self.widget = w.VBox([title, self.moment, w.HBox([filters, main])], layout=w.Layout(width="100%"))
+        self.widget = w.VBox([title, self.moment, w.HBox([filters, main], layout=w.Layout(width="100%"))],
+                             layout=w.Layout(width="100%", max_width="100%"))
         self.widget.add_class("cx-root")
+        for name, h in (("kpis", self.kpi_html), ("curve", self.curve), ("table", self.table_html),
+                        ("funnel", self.funnel_html), ("terms", self.terms_html), ("verbatims", self.verbatims_html),
+                        ("filters", filters)):
+            h.add_class(f"cx-p-{name}")          # the page's panels, for layout checks
 
         self.moment.observe(self._on_moment, "value")
         for c in (self.touchpoints, self.channels, self.segments, self.dates):
@@ -273,6 +402,10 @@ class PainPointExplorer:
         self.update()
 
     # ------------------------------------------------------------------ events
+    def _tp_options(self, touchpoints) -> list:
+        """(business label, touchpoint) pairs: the list shows labels, the value holds names."""
+        return [(self.data.journey.label(x), x) for x in touchpoints]
+
     def _moment_value(self):
         return None if self.moment.value == "ALL" else self.moment.value
 
@@ -281,7 +414,7 @@ class PainPointExplorer:
         tps = [x for x in self.data.journey.touchpoints if m is None or self.data.journey.moment_of(x) == m]
         self._busy = True
         try:
-            self.touchpoints.options = tps
+            self.touchpoints.options = self._tp_options(tps)
             self.touchpoints.value = tps
         finally:
             self._busy = False
@@ -386,55 +519,83 @@ class PainPointExplorer:
     def _curve_svg(self, full: pd.DataFrame, sel: Selection) -> str:
         key = (sel.filter_key(), sel.moment, full.attrs.get("behaviour"))
         if key not in self._curves:
-            self._curves[key] = emotion_curve_svg(full, highlight=sel.moment)
+            self._curves[key] = emotion_curve_svg(full, highlight=sel.moment, label=self.data.journey.label)
             if len(self._curves) > 64:
                 self._curves.popitem(last=False)
         self._curves.move_to_end(key)
         return self._curves[key]
 
+    #: rows of the pain-point table shown before "Show the other touchpoints"
+    TOP = 8
+
     def _table_html(self, table: pd.DataFrame, sel: Selection) -> str:
+        """The pain points, ranked: the columns that matter first (rank, touchpoint, money at
+        risk, customers lost, the evidence), every column under "All columns" (scrolls)."""
         if table.empty:
             return _empty("No touchpoint of the journey map in this selection.")
-        alpha = self.data.alpha
+        alpha, jm = self.data.alpha, self.data.journey
+        cur = jm.currency
         t = table.sort_values("rank", kind="stable")
-        head = ("<tr><th>#</th><th>Moment</th><th>Touchpoint</th><th>Reached</th><th>Feedback</th>"
-                "<th>Score 0-100 (95% CI)</th><th>vs journey (q)</th><th>Negative</th>"
-                "<th>Text sentiment</th><th>Left after</th><th>Drop-off OR (95% CI) (q)</th>"
-                "<th>Value at risk</th><th>Flag</th></tr>")
-        body = []
-        for r in t.itertuples(index=False):
-            diff_cls = "bad" if (pd.notna(r.score_diff) and r.score_diff < 0 and pd.notna(r.score_q)
-                                 and r.score_q < alpha) else ""
-            or_cls = "bad" if (pd.notna(r.dropoff_or) and r.dropoff_or > 1 and pd.notna(r.dropoff_q)
-                               and r.dropoff_q < alpha) else ""
-            score = ("–" if pd.isna(r.score_mean) else
-                     f"{r.score_mean:.0f} <span class='cx-note'>({_num(r.score_ci_low)}–{_num(r.score_ci_high)})"
-                     "</span>")
-            orr = ("–" if pd.isna(r.dropoff_or) else
-                   f"{r.dropoff_or:.2f} <span class='cx-note'>({r.dropoff_ci_low:.2f}–{r.dropoff_ci_high:.2f})"
-                   f"{' at ' + escape(str(r.dropoff_step)) if r.dropoff_step else ''}</span>")
+        head = ("<tr><th>#</th><th>Touchpoint</th><th class='n'>Value at risk</th><th class='n'>Customers lost</th>"
+                "<th class='n'>Left after</th><th class='n'>Score 0-100</th><th>Evidence</th></tr>")
+        body, full = [], []
+        top = len(t) if len(t) <= self.TOP + 2 else self.TOP
+        for i, r in enumerate(t.itertuples(index=False)):
+            voice_bad = (pd.notna(r.score_diff) and r.score_diff < 0 and pd.notna(r.score_q) and r.score_q < alpha)
+            leave_bad = (pd.notna(r.dropoff_or) and r.dropoff_or > 1 and pd.notna(r.dropoff_q)
+                         and r.dropoff_q < alpha)
             flag = {"voice and behaviour": "<span class='cx-flag'>voice + behaviour</span>",
                     "voice": "<span class='cx-flag v'>voice</span>",
                     "behaviour": "<span class='cx-flag b'>behaviour</span>"}.get(r.flag, "")
-            body.append(
-                f"<tr class='{'pp' if r.pain_point else ''}'><td class='n'>{r.rank}</td><td>{escape(str(r.moment))}"
-                f"</td><td><b>{escape(str(r.touchpoint))}</b></td><td class='n'>{_num(r.reached)}</td>"
-                f"<td class='n'>{_num(r.feedback)}</td><td class='n'>{score}</td>"
-                f"<td class='n {diff_cls}'>{_num(r.score_diff, '{:+.1f}')}"
-                f"{'' if pd.isna(r.score_q) else ' <span class=cx-note>(' + _p(r.score_q) + ')</span>'}</td>"
+            why = []
+            if pd.notna(r.score_diff):
+                why.append(f"<div class='{'bad' if voice_bad else ''}'>score {r.score_diff:+.0f} vs journey "
+                           f"(q {_p(r.score_q)})</div>")
+            if pd.notna(r.share_negative):
+                why.append(f"<div>{_pct(r.share_negative)} negative of {_num(r.feedback)}</div>")
+            if pd.notna(r.dropoff_or):
+                why.append(f"<div class='{'bad' if leave_bad else ''}'>leaving ×{r.dropoff_or:.2f} "
+                           f"(q {_p(r.dropoff_q)})</div>")
+            name = escape(jm.label(r.touchpoint))
+            tp = escape(str(r.touchpoint), quote=True)
+            score = "–" if pd.isna(r.score_mean) else f"{r.score_mean:.0f}"
+            if i < top:
+                body.append(
+                    f"<tr class='{'pp' if r.pain_point else ''}' data-tp='{tp}'><td class='n'>{r.rank}</td>"
+                    f"<td><b>{name}</b> <span class='cx-mom'>{escape(str(r.moment))}</span></td>"
+                    f"<td class='n'>{_money(r.value_at_risk, cur)}</td><td class='n'>{_num(r.customers_lost)}</td>"
+                    f"<td class='n'>{_pct(r.left_after)}</td><td class='n'>{score}</td>"
+                    f"<td class='cx-why'>{flag}{''.join(why)}</td></tr>")
+            orr = ("–" if pd.isna(r.dropoff_or) else
+                   f"{r.dropoff_or:.2f} ({r.dropoff_ci_low:.2f}–{r.dropoff_ci_high:.2f})"
+                   + (f" at {escape(jm.label(r.dropoff_step))}" if isinstance(r.dropoff_step, str) else ""))
+            full.append(
+                f"<tr data-tp='{tp}'><td class='n'>{r.rank}</td><td>{name}</td><td class='n'>{_num(r.reached)}</td>"
+                f"<td class='n'>{_num(r.feedback)}</td>"
+                f"<td class='n'>{score} ({_num(r.score_ci_low)}–{_num(r.score_ci_high)})</td>"
+                f"<td class='n'>{_num(r.score_diff, '{:+.1f}')}</td><td class='n'>{_p(r.score_q)}</td>"
                 f"<td class='n'>{_pct(r.share_negative)}</td><td class='n'>{_num(r.sentiment_mean, '{:+.2f}')}</td>"
-                f"<td class='n'>{_pct(r.left_after)}</td><td class='n {or_cls}'>{orr}"
-                f"{'' if pd.isna(r.dropoff_q) else ' <span class=cx-note>(' + _p(r.dropoff_q) + ')</span>'}</td>"
-                f"<td class='n'>{_num(r.value_at_risk)}</td><td>{flag}</td></tr>")
+                f"<td class='n'>{_num(r.at_risk)}</td><td class='n'>{_num(r.left)}</td>"
+                f"<td class='n'>{_pct(r.left_after)} ({_pct(r.left_after_ci_low)}–{_pct(r.left_after_ci_high)})</td>"
+                f"<td class='n'>{orr}</td><td class='n'>{_p(r.dropoff_q)}</td></tr>")
+        value = table.attrs.get("value_per_customer", self.data.value_per_customer)
         note = ("<div class='cx-note'>Pain point (red row): voice significantly worse than the journey "
-                f"(BH q &lt; {alpha:g}) and, where the drop-off model can measure it, leaving significantly "
-                "more likely. Value at risk = customers lost × value per customer "
-                f"({table.attrs.get('value_per_customer', self.data.value_per_customer):,.2f}).</div>")
-        return (f"<div style='overflow-x:auto'><table class='cx pp-table'>{head}{''.join(body)}</table></div>"
-                + note)
+                f"(Benjamini-Hochberg q &lt; {alpha:g}) and, where the drop-off model can measure it, leaving "
+                "significantly more likely. Value at risk = customers lost × value per customer "
+                f"({_money(value, cur)}). Left after: share of those who reached it and never converted.</div>")
+        rest = (f"the other {len(t) - top} touchpoints and " if top < len(t) else "")
+        more = (f"<details class='cx-more'><summary>Show {rest}every column (intervals, q-values, drop-off model)"
+                "</summary>"
+                "<div class='cx-scroll'><table class='cx pp-full'><tr><th>#</th><th>Touchpoint</th><th>Reached</th>"
+                "<th>Feedback</th><th>Score (95% CI)</th><th>vs journey</th><th>q</th><th>Negative</th>"
+                "<th>Text sentiment</th><th>At risk</th><th>Left</th><th>Left after (95% CI)</th>"
+                "<th>Drop-off odds ratio (95% CI)</th><th>q</th></tr>" + "".join(full) + "</table></div></details>")
+        return (f"<div class='cx-scroll'><table class='cx pp-table'>{head}{''.join(body)}</table></div>"
+                + note + more)
 
     def _funnel_html(self, sel: Selection) -> str:
         f = self.funnel
+        jm = self.data.journey
         head = "<div class='cx-h'>Funnel</div>"
         steps = f if sel.moment is None else f[f["moment"] == sel.moment]
         if steps.empty:
@@ -442,17 +603,17 @@ class PainPointExplorer:
                                  f"{', '.join(sorted(set(f['moment'].dropna())))}.")
         rows = []
         for r in steps.itertuples(index=False):
-            width = 0 if pd.isna(r.rate) else round(120 * r.rate)
-            rows.append(f"<tr><td style='white-space:nowrap'>{r.step}. {escape(str(r.touchpoint))}</td>"
-                        f"<td class='n'>{r.n:,}</td>"
-                        f"<td style='white-space:nowrap'><span class='cx-bar' style='width:{width}px'></span> "
-                        f"{_pct(r.rate, 1)}</td>"
-                        f"<td class='n'>{_pct(r.step_rate, 1)} <span class='cx-note'>({_pct(r.step_ci_low, 1)}–"
-                        f"{_pct(r.step_ci_high, 1)})</span></td><td class='n'>{r.dropped:,}</td></tr>")
-        return (head + "<table class='cx'><tr><th>Step</th><th>Customers</th><th>From step 1</th>"
-                "<th>From previous (95% CI)</th><th>Dropped</th></tr>" + "".join(rows) + "</table>"
+            width = 0 if pd.isna(r.rate) else round(80 * r.rate)
+            ci = f"95% CI {_pct(r.step_ci_low, 1)} to {_pct(r.step_ci_high, 1)}"
+            rows.append(f"<tr data-tp='{escape(str(r.touchpoint), quote=True)}'><td style='white-space:nowrap'>{r.step}. "
+                        f"{escape(jm.label(r.touchpoint))}</td><td class='n'>{r.n:,}</td>"
+                        f"<td class='n'><span class='cx-bar' style='width:{width}px'></span> {_pct(r.rate, 1)}</td>"
+                        f"<td class='n' title='{ci}'>{_pct(r.step_rate, 1)}</td><td class='n'>{r.dropped:,}</td></tr>")
+        return (head + "<div class='cx-scroll'><table class='cx'><tr><th>Step</th><th class='n'>Customers</th>"
+                "<th class='n'>From step 1</th><th class='n'>From previous</th><th class='n'>Dropped</th></tr>"
+                + "".join(rows) + "</table></div>"
                 "<div class='cx-note'>Customers counted by the channel, segment and day of their funnel entry; "
-                f"closed funnel within {_dur(self.data.window)}.</div>")
+                f"closed funnel within {_dur(self.data.window)}. Hover a rate for its 95% interval.</div>")
 
     def _terms_html(self, sel: Selection) -> str:
         head = "<div class='cx-h'>What the complaints are about</div>"
@@ -464,24 +625,26 @@ class PainPointExplorer:
             return head + _empty(why)
         zmax = float(t["z"].max())
         rows = "".join(
-            f"<tr><td>{escape(r.term)}</td><td><span class='cx-bar neg' style='width:{int(120 * r.z / zmax)}px'>"
+            f"<tr><td>{escape(r.term)}</td><td><span class='cx-bar neg' style='width:{int(80 * r.z / zmax)}px'>"
             f"</span> {r.z:.1f}</td><td class='n'>{_pct(r.share_in_group, 1)}</td><td class='n'>"
             f"{_pct(r.share_elsewhere, 1)}</td></tr>" for r in t.itertuples(index=False))
-        return (head + "<table class='cx'><tr><th>Term</th><th>z</th><th>of these complaints</th>"
-                "<th>elsewhere</th></tr>" + rows + "</table><div class='cx-note'>Log-odds with an informative "
-                "Dirichlet prior (Monroe et al. 2008), negative feedback of the selection vs the rest.</div>")
+        return (head + "<div class='cx-scroll'><table class='cx'><tr><th>Term</th><th>z</th>"
+                "<th class='n'>of these complaints</th><th class='n'>elsewhere</th></tr>" + rows + "</table></div>"
+                "<div class='cx-note'>Log-odds with an informative Dirichlet prior (Monroe et al. 2008), "
+                "negative feedback of the selection vs the rest.</div>")
 
     def _verbatims_html(self) -> str:
         v = self.verbatims
         if v is None or v.empty:
             return _empty("No verbatim in this selection.")
+        jm = self.data.journey
         out = []
         for r in v.itertuples(index=False):
             cls = "neg" if pd.notna(r.sentiment) and r.sentiment < -0.2 else (
                 "pos" if pd.notna(r.sentiment) and r.sentiment > 0.2 else "")
             score = "" if pd.isna(r.score) else f" · {r.scale} {r.score:g}"
             out.append(f"<div class='cx-verb {cls}'><div class='meta'>{pd.Timestamp(r.ts):%d %b %Y %H:%M} · "
-                       f"{escape(str(r.touchpoint))} · {escape(str(r.channel))}{escape(score)} · sentiment "
+                       f"{escape(jm.label(r.touchpoint))} · {escape(str(r.channel))}{escape(score)} · sentiment "
                        f"{_num(r.sentiment, '{:+.2f}')}</div>{escape(str(r.text))}</div>")
         return "".join(out)
 
@@ -634,7 +797,8 @@ class FunnelExplorer:
         for r in table.itertuples(index=False):
             width = 0 if pd.isna(r.rate) else round(200 * r.rate)
             level = f"<td>{escape(str(getattr(r, by)))}</td>" if by else ""
-            rows.append(f"<tr>{level}<td>{r.step}. {escape(str(r.touchpoint))}</td><td>{escape(str(r.moment))}</td>"
+            rows.append(f"<tr>{level}<td>{r.step}. {escape(self.journey.label(r.touchpoint))}</td>"
+                        f"<td>{escape(str(r.moment))}</td>"
                         f"<td class='n'>{r.n:,}</td><td><span class='cx-bar' style='width:{width}px'></span> "
                         f"{_pct(r.rate, 1)} <span class='cx-note'>({_pct(r.ci_low, 1)}–{_pct(r.ci_high, 1)})"
                         f"</span></td><td class='n'>{_pct(r.step_rate, 1)}</td><td class='n'>{r.dropped:,}</td>"
@@ -648,13 +812,17 @@ class FunnelExplorer:
 
 
 def _dur(td) -> str:
+    """A duration for people: ``45 s``, ``2 min 13 s``, ``3 h 5 min``, ``7 days``, ``2 days 4 h``."""
     if td is None or pd.isna(td):
         return "–"
-    s = pd.Timedelta(td).total_seconds()
-    if s % 86400 == 0 and s >= 86400:
-        return f"{s / 86400:.0f} day" + ("s" if s > 86400 else "")
-    if s < 3600:
-        return f"{s / 60:.0f} min"
-    if s < 86400:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} d"
+    secs = int(round(abs(pd.Timedelta(td).total_seconds())))
+    d, rest = divmod(secs, 86400)
+    h, rest = divmod(rest, 3600)
+    m, sec = divmod(rest, 60)
+    if d:
+        return f"{d} day{'s' if d > 1 else ''}" + (f" {h} h" if h else "")
+    if h:
+        return f"{h} h" + (f" {m} min" if m else "")
+    if m:
+        return f"{m} min" + (f" {sec} s" if sec else "")
+    return f"{sec} s"

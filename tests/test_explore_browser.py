@@ -118,18 +118,20 @@ def test_changing_the_moment_changes_the_table_in_the_browser(served, tmp_path):
     from playwright.sync_api import sync_playwright
 
     ref, shots = served["ref"], _shot_dir(tmp_path)
-    cells = ("() => [...document.querySelectorAll('table.pp-table tr td:nth-child(3) b')]"
-             ".map(e => e.textContent)")
+    cells = ("() => [...document.querySelectorAll('table.pp-full tr[data-tp]')]"
+             ".map(e => e.dataset.tp)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 2200})
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
             requests = []
             page.on("request", lambda r: requests.append(r.url))
             response = page.goto(served["url"], timeout=120_000)
             page.wait_for_selector("table.pp-table", timeout=180_000)
+            page.wait_for_selector("svg[aria-label='Emotional curve']", timeout=30_000)
             assert sorted(page.evaluate(cells)) == sorted(ref["touchpoint"])
+            _panels_fit_the_screen(page, 1280)
             _the_explorer_holds_the_workspace_read_only(served["ws_path"])
             page.screenshot(path=str(shots / "explorer_whole_journey.png"), full_page=True)
             for moment in ("SMOT", "FMOT"):
@@ -139,9 +141,10 @@ def test_changing_the_moment_changes_the_table_in_the_browser(served, tmp_path):
                                        timeout=30_000)
                 # the numbers shown are pain_points' numbers
                 row = ref[ref.moment == moment].sort_values("reached").iloc[-1]
-                text = page.inner_text(f"table.pp-table tr:has(b:text-is('{row.touchpoint}'))")
+                text = page.text_content(f"table.pp-full tr[data-tp='{row.touchpoint}']")
                 assert f"{int(row.reached):,}" in text
                 page.screenshot(path=str(shots / f"explorer_{moment}.png"), full_page=True)
+                _panels_fit_the_screen(page, 1280)
             # an empty selection says so
             page.get_by_role("button", name="UMOT", exact=True).click()
             page.wait_for_function(f"() => JSON.stringify(({cells})().sort()) === "
@@ -154,6 +157,60 @@ def test_changing_the_moment_changes_the_table_in_the_browser(served, tmp_path):
     outside = [u for u in requests if not u.startswith((served["base"], "data:", "blob:"))]
     assert len(requests) > 20 and outside == []
     assert "default-src 'self'" in response.headers["content-security-policy"]
+
+
+def _panels_fit_the_screen(page, width):
+    """No panel overlaps another, none reaches past the viewport, the page does not scroll sideways."""
+    boxes = page.evaluate("""() => [...document.querySelectorAll("[class*='cx-p-']")].map(e => {
+        const r = e.getBoundingClientRect();
+        return {name: [...e.classList].find(c => c.startsWith('cx-p-')), x: r.left, y: r.top, w: r.width,
+                h: r.height, inner: e.scrollWidth - e.clientWidth};
+    })""")
+    names = sorted(b["name"] for b in boxes)
+    assert names == sorted(f"cx-p-{n}" for n in ("kpis", "curve", "table", "funnel", "terms", "verbatims",
+                                                 "filters")), names
+    for b in boxes:
+        assert b["x"] >= 0 and b["x"] + b["w"] <= width + 0.5, b
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            dx = min(a["x"] + a["w"], b["x"] + b["w"]) - max(a["x"], b["x"])
+            dy = min(a["y"] + a["h"], b["y"] + b["h"]) - max(a["y"], b["y"])
+            assert dx <= 0.5 or dy <= 0.5, (a, b)
+    assert page.evaluate("Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)") <= width
+    # the table's money and flag columns are on screen, not scrolled off to the right
+    for col in ("Value at risk", "Evidence"):
+        box = page.locator("table.pp-table th", has_text=col).bounding_box()
+        assert box and box["x"] + box["width"] <= width, col
+
+
+def test_a_second_page_reads_the_aggregates_kept_next_to_the_workspace(served, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from cxlab._explore_cache import cache_root
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            seen = []
+            # a new page is a new kernel: it reads what the first one kept. Voila's preheated kernel
+            # for the second page may have started (and built) before the first build was kept, so
+            # the third page at the latest must read
+            for _ in range(3):
+                page = browser.new_page(viewport={"width": 1920, "height": 1000})
+                page.goto(served["url"], timeout=120_000)
+                page.wait_for_selector(".cx-cache", timeout=180_000)
+                seen.append(page.get_attribute(".cx-cache", "data-cache"))
+                page.wait_for_selector("svg[aria-label='Emotional curve']", timeout=30_000)
+                page.screenshot(path=str(_shot_dir(tmp_path) / f"explorer_1920_{len(seen)}.png"))
+                page.close()
+                if seen[-1] == "read":
+                    break
+        finally:
+            browser.close()
+    kept = [d for d in cache_root(served["ws_path"]).iterdir() if not d.name.startswith(".")]
+    assert len(kept) == 1 and (kept[0] / "meta.json").is_file()
+    assert seen[-1] == "read" and set(seen) <= {"built", "read"}
 
 
 def _the_explorer_holds_the_workspace_read_only(ws_path):

@@ -1,10 +1,13 @@
 """cxlab.painpoints: planted pain point recovered, numbers equal independent computations."""
+import dataclasses
+
 import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
 
 from cxlab.datasets import simulate_journeys
+from cxlab.journey import JourneyMap
 from cxlab.painpoints import (circular_journey, emotion_curve, normalised_score, pain_points, plot_emotion_curve,
                               plot_priority_matrix)
 
@@ -22,15 +25,36 @@ def table(sim):
     return pain_points((events, feedback))
 
 
-def test_planted_pain_point_ranks_first_and_is_significant(sim, table):
+def test_planted_pain_point_is_the_first_pain_point_and_is_significant(sim, table):
     _, _, truth = sim
     planted = truth.pain_points.touchpoint.iloc[0]
-    top = table.sort_values("rank").iloc[0]
+    ranked = table.sort_values("rank")
+    top = ranked[ranked.pain_point].iloc[0]
     assert top.touchpoint == planted and top.pain_point and top.flag == "voice and behaviour"
     assert top.moment == truth.pain_points.moment.iloc[0]
     # the planted odds ratio (2.5 at checkout) is inside the interval, at the right step
     assert top.dropoff_step == "checkout" and top.dropoff_ci_low < 2.5 < top.dropoff_ci_high
     assert top.score_q < 1e-6 and top.dropoff_q < 1e-6
+
+
+def test_one_priority_scale_for_voice_and_behaviour_issues(table):
+    """Every flagged touchpoint whose customers lost is measured ranks by money at risk,
+    whatever its evidence: the planted pop-up (no feedback, about 3x the form's money at
+    risk) is first, the planted form (voice and behaviour) second; voice-only issues, whose
+    effect on leaving is not measured, follow; the priority matrix plots the pop-up too."""
+    ranked = table.sort_values("rank")
+    measured = ranked[(ranked.flag != "") & (ranked.value_at_risk > 0)]
+    assert list(measured.touchpoint[:2]) == ["popup_shown", "registration_form"]
+    assert measured.value_at_risk.is_monotonic_decreasing
+    assert list(ranked["rank"][: len(measured)]) == list(range(1, len(measured) + 1))
+    voice_only = ranked[(ranked.flag == "voice") & ranked.dropoff_or.isna()]
+    assert len(voice_only) and (voice_only["rank"] > measured["rank"].max()).all()
+    assert voice_only.score_diff.is_monotonic_increasing
+    ax = plot_priority_matrix(table)
+    xy = np.vstack([c.get_offsets() for c in ax.collections if len(c.get_offsets())])
+    popup = table.set_index("touchpoint").loc["popup_shown"]
+    assert any(np.isclose(x, popup.value_at_risk) for x, _ in xy)      # behaviour-only, plotted
+    assert "1. popup_shown" in [t.get_text() for t in ax.texts]
 
 
 def test_no_unplanted_behaviour_flags(sim, table):
@@ -81,7 +105,10 @@ def test_emotion_curve_and_plots(table, tmp_path):
     ax.figure.savefig(tmp_path / "curve.png")
     assert "registration_form" in [t.get_text() for t in ax.texts]
     ax = plot_priority_matrix(table)
-    assert ax.get_xscale() == "log"
+    labels = [t.get_text() for t in ax.texts if t.get_text()[:1].isdigit()]
+    ranked = table.sort_values("rank")
+    flagged = ranked[(ranked.flag != "") | (ranked.customers_lost > 0)]
+    assert labels == [f"{r}. {x}" for r, x in zip(flagged["rank"], flagged.touchpoint)][:12]
     with pytest.raises(ValueError, match="measure"):
         emotion_curve(table, measure="mood")
 
@@ -171,17 +198,32 @@ def test_airline_complaint_reasons_by_text_sentiment():
 @pytest.mark.slow
 def test_unplanted_touchpoints_are_rarely_flagged_across_seeds():
     """Over several simulations, behaviour flags land on the planted exposures only (the
-    others have no effect, so a flag there would be a false discovery)."""
+    others have no effect, so a flag there would be a false discovery). The map's curated
+    ``exposures:`` are dropped so that every candidate before conversion is tested."""
     planted = {"popup_shown", "registration_form"}
+    every_candidate = dataclasses.replace(JourneyMap.default(), exposures=())
     false_flags = tested = 0
     for seed in (11, 12, 13, 14):
         events, feedback, _ = simulate_journeys(8_000, seed=seed)
-        tab = pain_points((events, feedback), sentiment_model=None)
+        tab = pain_points((events, feedback), journey=every_candidate, sentiment_model=None)
         others = tab[tab.dropoff_q.notna() & ~tab.touchpoint.isin(planted)]
         tested += len(others)
         false_flags += int(others.flag.str.contains("behaviour").sum())
-        assert tab.sort_values("rank").iloc[0].touchpoint == "registration_form"
+        ranked = tab.sort_values("rank")
+        assert ranked[ranked.pain_point].iloc[0].touchpoint == "registration_form"
     assert tested >= 4 and false_flags <= 1
+
+
+def test_pain_points_examine_the_maps_exposures_when_it_lists_them(sim):
+    """The map's ``exposures:`` choose the drop-off terms, as in the behaviour report; without
+    the key, every touchpoint before conversion outside the funnel is a candidate."""
+    events, feedback, _ = sim
+    jm = JourneyMap.default()
+    assert set(jm.exposures) == {"popup_shown", "registration_form"}
+    tab = pain_points((events, feedback), journey=jm, sentiment_model=None)
+    assert set(tab.loc[tab.dropoff_or.notna(), "touchpoint"]) == set(jm.exposures)
+    wide = pain_points((events, feedback), journey=dataclasses.replace(jm, exposures=()), sentiment_model=None)
+    assert set(wide.loc[wide.dropoff_or.notna(), "touchpoint"]) > set(jm.exposures)
 
 
 def test_normalised_score_takes_one_scale_for_all_scores():
@@ -205,3 +247,4 @@ def test_behaviour_is_measured_on_a_map_with_its_own_moment_ids(own_journey):
     assert table.loc["banner_cookie", "dropoff_or"] > 1
     assert table.loc["banner_cookie", "flag"] == "behaviour"
     assert table.loc[[x for x in jm.touchpoints if x not in before_purchase], "dropoff_or"].isna().all()
+

@@ -122,6 +122,17 @@ def test_on_a_journey_of_our_own(tmp_path, own_journey):
     assert m["exposures"]["modulo_dati"] == ["pagamento"]
     _readable(html, demo_names_absent=True)
     assert "Modulo dei dati personali, leaving at Pagamento" in html and "pagina_offerta" not in html
+    # the brief: the steps that lose most, in labels, worth the mean order value read here
+    b = m["brief"]
+    raw = pd.read_csv(own_journey["events"])
+    order_value = raw.loc[(raw.touchpoint == jm.conversion) & raw.value.notna(), "value"].mean()
+    steps = sorted(m["leave_rate"].items(), key=lambda kv: -kv[1]["successes"])[:3]
+    assert [row[0] for row in b["items"]] == [jm.label(st) for st, _ in steps]
+    assert [row[3] for row in b["items"]] == [f"{r['successes']:,}" for _, r in steps]
+    assert [row[5] for row in b["items"]] == [f"{order_value * r['successes']:,.0f}" for _, r in steps]
+    assert b["item_columns"][-1] == "worth (CHF)"
+    assert b["kpis"][0]["value"] == f"{100 * m['conversion']['value']:.1f}%"
+    assert html.index("in brief") < html.index("The funnel")
 
 
 @pytest.mark.notebooks

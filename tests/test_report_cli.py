@@ -258,6 +258,23 @@ def test_metrics_equal_the_package_results(runs):
 
 
 @pytest.mark.notebooks
+def test_demo_says_what_the_pull_report_pulled(runs):
+    from cxlab.cli import _pulled
+
+    _, ws, out, _, _ = runs
+    m = json.loads((out / D1 / "pull.metrics.json").read_text())
+    with cxlab.connect(ws, read_only=True) as w:
+        counts, customers = w.counts(), int(w.con.table("events")["customer_id"].nunique().execute())
+    line = _pulled(m, ws)
+    assert line.startswith(f"pulled {counts['events']:,} events and {counts['feedback']:,} pieces of feedback "
+                           f"into the workspace {ws}")
+    assert f"0 repeated rows skipped; {customers:,} customers, {m['first_ts'][:10]} to " in line
+    again = {**m, "rows_added": {"events": 0, "feedback": 0}}   # a second demo pulls nothing twice
+    assert _pulled(again, ws) == (f"nothing new to pull: the workspace {ws} already holds these exports "
+                                  f"({counts['events']:,} events, {counts['feedback']:,} pieces of feedback)")
+
+
+@pytest.mark.notebooks
 def test_index_lists_runs_and_a_failure_keeps_earlier_reports(runs, capsys):
     d, ws, out, _, _ = runs
     index = (out / "index.html").read_text()
@@ -279,12 +296,19 @@ def test_index_lists_runs_and_a_failure_keeps_earlier_reports(runs, capsys):
 
 
 @pytest.mark.notebooks
-def test_report_all_and_trends_in_the_index(runs, capsys):
+def test_report_all_and_trends_in_the_index(runs, capfd):
     _, ws, out, paths, _ = runs
     code = main(["report", "all", "-p", f"events_path={paths['events']}", "-p",
                  f"feedback_path={paths['feedback']}", "-p", "period_end=2026-03-31",
                  "--workspace", str(ws), "--out", str(out), "--date", D2, "--no-progress"])
-    assert code == 0, capsys.readouterr().err
+    err = capfd.readouterr().err   # the kernels' own stderr included (capfd reads file descriptor 2)
+    assert code == 0, err
+    # a quiet run: no kernel-transport notice ("Kernel is running over TCP without encryption"),
+    # no warning of any kind; only the names of the reports as they start
+    noisy = [line for line in err.splitlines() if re.search(r"warning|TCP|Exception ignored", line, re.I)]
+    assert not noisy, noisy
+    assert [line for line in err.splitlines() if line.strip()] == \
+        ["running pull", "running funnel_dropoff", "running voice_painpoints_kpis"]
     assert sorted(p.name for p in (out / D2).iterdir() if p.name.endswith(".html")) == \
         ["funnel_dropoff.html", "pull.html", "voice_painpoints_kpis.html"]
     voice = json.loads((out / D2 / "voice_painpoints_kpis.metrics.json").read_text())
@@ -295,7 +319,7 @@ def test_report_all_and_trends_in_the_index(runs, capsys):
     assert m["entrants"] < earlier["entrants"]  # the period ends in March
     index = (out / "index.html").read_text()
     assert f'href="{D2}/funnel_dropoff.html"' in index and f'href="{D1}/funnel_dropoff.html"' in index
-    assert "<h4>conversion</h4><img" in index  # a chart once there are two runs
+    assert re.search(r"<h4>Conversion \([^<]*\)<span class='sub'>conversion</span></h4><img", index)  # a chart once there are two runs
     expected = compare_with_previous(m, earlier).set_index("metric").loc["conversion", "verdict"]
     assert expected in ("changed", "within noise") and expected in index
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -106,6 +107,19 @@ def test_voice_report_on_an_own_journey(tmp_path, own_journey):
     assert m["pain_points"] == list(table[table.pain_point].sort_values("rank").touchpoint)
     assert m["top_pain_point"] == "modulo_dati"            # the simulator's registration form, renamed
     assert m["behaviour_issues"] == list(table[table.flag == "behaviour"].sort_values("rank").touchpoint)
+    # the brief: the one priority scale of the table, in the map's labels and francs
+    b = m["brief"]
+    flagged = table[table.flag != ""].sort_values("rank").head(3)
+    assert [row[0] for row in b["items"]] == [str(r) for r in flagged["rank"]]
+    assert [row[1].split(" (")[0] for row in b["items"]] == [jm.label(x) for x in flagged.touchpoint]
+    assert b["item_columns"][-1] == "money at risk (CHF)"
+    top = flagged.iloc[0]
+    assert b["recommendation"].startswith(f"Start with {jm.label(top.touchpoint)}")
+    if pd.notna(top.value_at_risk):
+        assert f"CHF {top.value_at_risk:,.0f} at risk" in b["recommendation"]
+    kpi = {k["key"]: k for k in b["kpis"]}
+    assert kpi["nps"]["value"] == f"{expected_nps['nps']:+.0f}" and kpi["nps"]["change"] == "first run"
+    assert "In brief" in html or "in brief" in html
     assert "banner_cookie" in m["behaviour_issues"] and "Banner dei cookie" in html   # the pop-up, renamed
     for key in ("stars_top2_box", "csat_top2_box", "ces_easy_share", "upsell"):
         assert key not in m
@@ -163,6 +177,12 @@ def test_voice_report_on_the_bpic2012_loan_log(tmp_path):
         table = pain_points((ws.events(), None), journey=jm)
     assert m["conversion"]["value"] == pytest.approx(conv["rate"]) and m["conversion"]["n"] == 13_087
     assert m["behaviour_issues"] == list(table[table.flag == "behaviour"].sort_values("rank").touchpoint)
+    # separation: offers sent back, registered, activated have intervals from 0 to infinity in the
+    # model with the others (odds ratios 6e-13, 8e9); they are left out and the model refitted
+    measured = table.dropna(subset=["dropoff_or"])
+    assert len(measured) >= 3 and np.isfinite(measured[["dropoff_ci_low", "dropoff_ci_high"]]).all().all()
+    assert (measured.dropoff_ci_low > 0).all()
+    assert {"O_SENT_BACK", "A_REGISTERED", "A_ACTIVATED"}.isdisjoint(measured.touchpoint)
     assert m["pain_points"] == [] and m["sentiment_macro_f1"] is None
     absent = " ".join(m["absent_kpis"])
     for line in ("No customer feedback in this workspace", "No care roles", "No costs in the journey map"):

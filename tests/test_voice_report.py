@@ -114,15 +114,25 @@ def test_formats():
     assert view["verdict"].tolist() == ["within noise", "too few answers (< 30)"]
 
 
-def test_headline_names_a_larger_behaviour_issue():
+def test_headline_names_the_first_priority_whatever_its_evidence():
     jm = cxlab.JourneyMap.default()
-    table = pd.DataFrame({"touchpoint": ["registration_form", "popup_shown"], "moment": ["FMOT", "FMOT"],
-                          "rank": [1, 2], "pain_point": [True, False], "flag": ["voice and behaviour", "behaviour"],
-                          "score_mean": [33.0, float("nan")], "dropoff_or": [2.5, 2.6],
-                          "value_at_risk": [7_943.0, 32_967.4], "customers_lost": [111.0, 460.0]})
+    table = pd.DataFrame({"touchpoint": ["popup_shown", "registration_form", "delivery"],
+                          "moment": ["FMOT", "FMOT", "SMOT"], "rank": [1, 2, 3],
+                          "pain_point": [False, True, True], "flag": ["behaviour", "voice and behaviour", "voice"],
+                          "score_mean": [float("nan"), 33.0, 60.0], "dropoff_or": [2.6, 2.5, float("nan")],
+                          "value_at_risk": [32_967.4, 7_943.0, float("nan")],
+                          "customers_lost": [460.0, 111.0, float("nan")]})
     table.attrs.update(baseline_score=68.0, value_per_customer=71.6)
     text = vr.pain_point_headline(table, jm)
-    assert text.startswith("**1 pain point(s). First: Registration form (First moment of truth)")
-    assert "EUR 7,943 at risk" in text and "Home-page pop-up, 2.6 times the odds of leaving, EUR 32,967" in text
-    table.loc[1, "value_at_risk"] = 100.0
-    assert "More at stake" not in vr.pain_point_headline(table, jm)
+    assert text.startswith("**First priority: Home-page pop-up (First moment of truth): 460 customers lost, "
+                           "EUR 32,967 at risk; customers who meet it have 2.6 times the odds of leaving, "
+                           "though nobody complains about it.**")
+    assert "2 pain point(s) in the customers' voice and 1 touchpoint(s) where customers leave" in text
+    assert vr.pain_point_metrics(table)["top_priority"] == "popup_shown"
+    assert vr.pain_point_metrics(table)["top_pain_point"] == "registration_form"
+    voice_first = table.iloc[[2]].assign(rank=1)
+    voice_first.attrs.update(table.attrs)
+    text = vr.pain_point_headline(voice_first, jm)
+    assert text.startswith("**First priority: Delivery (Second moment of truth), rated 60 of 100 against 68")
+    assert "effect on leaving is not measured" in text
+    assert vr.pain_point_headline(table.assign(flag=""), jm).startswith("**No touchpoint is significantly worse")

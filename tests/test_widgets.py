@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import cxlab
+import cxlab.widgets
 from cxlab.datasets import simulate_journeys
 from cxlab.explore import ExplorerData
 from cxlab.funnel import funnel
@@ -73,12 +74,18 @@ def test_selecting_a_moment_shows_its_touchpoints_with_pain_points_numbers(sim, 
         assert (explorer.table.set_index("touchpoint")["flag"].sort_index()
                 == want.set_index("touchpoint")["flag"].sort_index()).all()
         shown = set(explorer.table.touchpoint)
-        assert all(f"<b>{x}</b>" in explorer.table_html.value for x in shown)
+        assert all(f"data-tp='{x}'" in explorer.table_html.value for x in shown)
         others = set(jm.touchpoints) - shown
-        assert not any(f"<b>{x}</b>" in explorer.table_html.value for x in others)
-    # the planted pain point is flagged and ranked first in its moment
+        assert not any(f"data-tp='{x}'" in explorer.table_html.value for x in others)
+        # business labels, money in the map's currency without cents
+        top = explorer.table.sort_values("rank").iloc[0]
+        assert f"<b>{jm.label(top.touchpoint)}</b>" in explorer.table_html.value
+    # the planted pain point is the first pain point of its moment, after the pop-up that
+    # puts more money at risk without a complaint (one priority scale)
     explorer.moment.value = "FMOT"
-    assert explorer.table.sort_values("rank").touchpoint.iloc[0] == "registration_form"
+    ranked = explorer.table.sort_values("rank")
+    assert ranked[ranked.pain_point].touchpoint.iloc[0] == "registration_form"
+    assert ranked.touchpoint.iloc[0] == "popup_shown" and ranked.flag.iloc[0] == "behaviour"
     assert "voice + behaviour" in explorer.table_html.value
 
 
@@ -151,7 +158,7 @@ def test_funnel_panel_equals_the_funnel_and_follows_the_moment(sim, explorer):
     explorer.moment.value = "ZMOT"
     assert "No funnel step at ZMOT" in explorer.funnel_html.value
     explorer.moment.value = "FMOT"
-    assert "add_to_cart" in explorer.funnel_html.value
+    assert "Add to cart" in explorer.funnel_html.value and "data-tp='add_to_cart'" in explorer.funnel_html.value
     explorer.reset_button.click()
 
 
@@ -224,6 +231,8 @@ def test_emotion_curve_svg_marks_pain_points_and_the_moment(explorer):
     svg = emotion_curve_svg(explorer.data.base, highlight="FMOT")
     assert svg.startswith("<svg") and svg.endswith("</svg>")
     assert "registration_form" in svg and "stroke='#c0392b'" in svg
+    labelled = emotion_curve_svg(explorer.data.base, label=explorer.data.journey.label)
+    assert "Registration form" in labelled and "registration_form" not in labelled
     assert svg.count("<circle") >= len(explorer.data.base.dropna(subset=["score_mean"]))
 
 
@@ -302,3 +311,188 @@ def test_the_aggregates_are_built_once_per_workspace_content(tmp_path, sim):
         sim.feedback.to_csv(tmp_path / "feedback.csv", index=False)
         ws.pull(tmp_path / "feedback.csv", kind="feedback")     # new content: built again
         assert explorer_data(ws) is not first
+
+
+# --------------------------------------------------------------------------- the aggregates kept on disk
+@pytest.fixture(scope="module")
+def small_ws(tmp_path_factory, sim):
+    """A workspace file of the module's simulation (events and feedback pulled)."""
+    d = tmp_path_factory.mktemp("cache")
+    sim.events.to_parquet(d / "events.parquet")
+    sim.feedback.to_parquet(d / "feedback.parquet")
+    with cxlab.connect(d / "ws.duckdb") as ws:
+        ws.pull(d / "events.parquet")
+        ws.pull(d / "feedback.parquet", kind="feedback")
+    return d / "ws.duckdb"
+
+
+def _copy_ws(small_ws, tmp_path):
+    import shutil
+
+    shutil.copy(small_ws, tmp_path / "ws.duckdb")
+    return tmp_path / "ws.duckdb"
+
+
+def test_the_aggregates_are_kept_next_to_the_workspace_and_read_back_without_fitting(small_ws, tmp_path,
+                                                                                   monkeypatch):
+    import cxlab.painpoints
+    from cxlab._explore_cache import cache_root
+
+    path = _copy_ws(small_ws, tmp_path)
+    with cxlab.connect(path, read_only=True) as ws:
+        first = ExplorerData(ws)
+        assert first.cache_status == "built"
+        assert first.cache_dir.parent == cache_root(path) == tmp_path / "ws.duckdb.cache" / "explorer"
+        assert not [p for p in cache_root(path).iterdir() if p.name.startswith(".tmp")]
+
+        def no_fit(*args, **kwargs):
+            raise AssertionError("the second reader fitted a model")
+
+        monkeypatch.setattr(cxlab.painpoints, "fit_voice_model", no_fit)
+        monkeypatch.setattr(cxlab.painpoints, "pain_points", no_fit)
+        stages = []
+        second = ExplorerData(ws, on_stage=lambda done, total, name: stages.append(name))
+    assert second.cache_status == "read" and second.cache_dir == first.cache_dir
+    assert stages == ["reading the aggregates kept with the workspace", "ready"]
+    pd.testing.assert_frame_equal(second.base, first.base)
+    assert second.base.attrs["value_per_customer"] == first.base.attrs["value_per_customer"]
+    sel = first.selection(moment="FMOT", channels=["app", "web"], segments=["new", "loyal"])
+    for name in ("table", "funnel_table", "terms", "verbatims"):
+        pd.testing.assert_frame_equal(getattr(second, name)(sel), getattr(first, name)(sel), obj=name)
+    assert second.kpis(sel) == first.kpis(sel)
+    texts = ["terrible, never again", "lovely, quick delivery"]
+    np.testing.assert_allclose(second.sentiment_model.predict_proba(texts), first.sentiment_model.predict_proba(texts))
+
+
+def test_a_changed_workspace_gets_new_aggregates(small_ws, tmp_path, sim):
+    path = _copy_ws(small_ws, tmp_path)
+    with cxlab.connect(path, read_only=True) as ws:
+        before = ExplorerData(ws)
+    extra = sim.feedback.head(40).assign(feedback_id=lambda f: f["feedback_id"] + "-again",
+                                         score=0.0, scale="nps")
+    extra.to_parquet(tmp_path / "more.parquet")
+    with cxlab.connect(path) as ws:
+        ws.pull(tmp_path / "more.parquet", kind="feedback")
+    with cxlab.connect(path, read_only=True) as ws:
+        after = ExplorerData(ws)
+    assert after.cache_status == "built" and after.cache_dir != before.cache_dir
+    assert len(after.feedback) == len(before.feedback) + 40
+    assert after.base["feedback"].sum() == before.base["feedback"].sum() + 40
+
+
+def test_a_damaged_file_is_rebuilt_with_a_warning(small_ws, tmp_path):
+    path = _copy_ws(small_ws, tmp_path)
+    with cxlab.connect(path, read_only=True) as ws:
+        first = ExplorerData(ws)
+        for name in ("reach.npz", "sentiment.npz", "base.parquet"):
+            f = first.cache_dir / name
+            f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])      # truncated
+            with pytest.warns(RuntimeWarning, match=f"explorer cache .* is damaged .*{name}.*rebuilding"):
+                again = ExplorerData(ws)
+            assert again.cache_status == "rebuilt"
+            pd.testing.assert_frame_equal(again.base, first.base)
+            assert ExplorerData(ws).cache_status == "read"                # whole again
+        (first.cache_dir / "meta.json").write_text("{not json")
+        with pytest.warns(RuntimeWarning, match="damaged"):
+            assert ExplorerData(ws).cache_status == "rebuilt"
+
+
+def test_an_unwritable_cache_folder_keeps_the_aggregates_in_memory(small_ws, tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    path = _copy_ws(small_ws, tmp_path)
+    (tmp_path / "ws.duckdb.cache").write_text("in the way")                   # cannot become a folder
+    with cxlab.connect(path, read_only=True) as ws:
+        d = ExplorerData(ws)
+        assert d.cache_status == "memory" and "\n" not in d.cache_note
+        assert "could not be kept next to the workspace" in d.cache_note and "in memory" in d.cache_note
+        (tmp_path / "ws.duckdb.cache").unlink()
+
+        def read_only(*args, **kwargs):
+            raise OSError(errno.EROFS, "Read-only file system", str(tmp_path))
+
+        monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+        d = ExplorerData(ws)
+    assert d.cache_status == "memory" and "read-only file system" in d.cache_note
+    assert d.table(d.selection(moment="SMOT")).shape[0] > 0
+
+
+def test_the_kept_aggregates_hold_no_raw_text_id_or_pseudonym_key(small_ws, tmp_path, sim):
+    import json
+    import re
+
+    path = _copy_ws(small_ws, tmp_path)
+    with cxlab.connect(path, read_only=True) as ws:
+        key = ws.pseudonym_key()
+        d = ExplorerData(ws)
+    files = sorted(p.name for p in d.cache_dir.iterdir())
+    assert files == ["base.parquet", "conversion.parquet", "dropoff_model.parquet", "feedback.parquet",
+                     "funnel.parquet", "meta.json", "reach.npz", "sentiment.npz", "terms.npz"]
+    fb = pd.read_parquet(d.cache_dir / "feedback.parquet")
+    assert not {"text", "customer_id", "feedback_id"} & set(fb.columns)
+    email = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
+    assert sim.feedback["text"].str.contains(email).any()                      # there was something to mask
+    assert not fb["_masked"].dropna().str.contains(email).any()
+    ids = set(sim.events["customer_id"].astype(str))
+    for name in files:
+        raw = (d.cache_dir / name).read_bytes()
+        assert key not in raw and key.hex().encode() not in raw, name
+        if name.endswith(".parquet"):
+            frame = pd.read_parquet(d.cache_dir / name)
+            text = frame.astype(str).to_numpy().ravel()
+            assert not ids & set(text), name
+        elif name.endswith(".npz"):
+            with np.load(d.cache_dir / name, allow_pickle=False) as z:     # no object arrays anywhere
+                for k in z.files:
+                    if z[k].dtype.kind == "U":
+                        assert not any(email.search(str(v)) for v in z[k].ravel()), (name, k)
+    meta = (d.cache_dir / "meta.json").read_text()
+    assert not any(i in meta for i in list(ids)[:200]) and json.loads(meta)["key"]
+    assert key.hex() not in meta
+
+
+def test_explorer_page_paints_a_progress_shell_then_the_explorer(small_ws, tmp_path):
+    from cxlab.widgets import ExplorerPage
+
+    path = _copy_ws(small_ws, tmp_path)
+    with cxlab.connect(path, read_only=True) as ws:
+        page = ExplorerPage(ws)
+        assert page.widget.children[0] is page._shell or page.explorer is not None   # the shell first
+        x = page.wait(timeout=300)
+        assert page.widget.children[0] is x.widget
+        assert page.stages[:2] == ["fitting the text-sentiment model on the team's rated feedback",
+                                   "scoring the journey's pain points (drop-off model)"]
+        assert page.stages[-2:] == ["keeping the aggregates with the workspace for the next page", "ready"]
+        assert "data-cache='built'" in page.cache_line.value
+        same_process = ExplorerPage(ws, background=False)        # the same ExplorerData, no reading at all
+        assert same_process.explorer.data is x.data and same_process.stages == []
+        cxlab.widgets._DATA_CACHE.clear()                        # as a new kernel
+        second = ExplorerPage(ws, background=False)
+    assert "data-cache='read'" in second.cache_line.value
+    assert second.stages == ["reading the aggregates kept with the workspace", "ready"]
+
+
+def test_an_own_journey_shows_its_labels_and_currency_and_no_default_touchpoint(own_journey):
+    ev = pd.read_csv(own_journey["events"])
+    ev["ts"] = pd.to_datetime(ev["ts"], utc=True)
+    jm = cxlab.JourneyMap.from_yaml(own_journey["journey"])
+    x = PainPointExplorer((ev, None), journey=jm)                           # behaviour only
+    page = " ".join(h.value for h in (x.kpi_html, x.curve, x.table_html, x.funnel_html, x.terms_html,
+                                      x.verbatims_html))
+    lost = x.table[x.table["value_at_risk"] > 0].sort_values("rank")
+    assert len(lost) and f"CHF {lost['value_at_risk'].iloc[0]:,.0f}" in x.table_html.value
+    assert all(escape_label(jm.label(tp)) in page for tp in x.table.sort_values("rank").touchpoint.head(8))
+    default = set(cxlab.JourneyMap.default().touchpoints) - set(jm.touchpoints)
+    assert not [tp for tp in default if tp in page]
+    assert "10 days" in x.funnel_html.value                                  # the map's window, for people
+    # the map's own moments (RICERCA, OFFERTA...), not the default's four
+    assert [v for _, v in x.moment.options] == ["ALL", *jm.moment_ids]
+    x.moment.value = "OFFERTA"
+    assert set(x.table.touchpoint) == set(jm.moment("OFFERTA").touchpoints)
+
+
+def escape_label(text):
+    from html import escape
+
+    return escape(text)
