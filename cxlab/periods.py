@@ -418,10 +418,12 @@ def comparison_view(metrics: dict, previous: dict, rows, *, currency: str | None
         if r["verdict"] == "changed":
             verdict = "up" if r["difference"] > 0 else "down"
         elif r["verdict"] == "within noise":
-            verdict = "within noise" + (f" ({r['reason'].replace('n below', 'fewer than')})"
+            verdict = "within noise" + (f" ({r['reason'].replace('n below', 'fewer than')} in a period)"
                                         if str(r["reason"]).startswith("n below") else "")
+        elif r["reason"] == "no previous value":
+            verdict = "no previous value"
         else:
-            verdict = "no previous value" if r["reason"] == "no previous value" else "not tested"
+            verdict = "a count, not tested" if unit == "count" else "not tested"
         out.append({"measure": label, "this period": format_value(r["value"], unit, currency),
                     "previous period": format_value(r["previous"], unit, currency),
                     "change": format_change(r["difference"], unit, currency), "verdict": verdict})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -104,7 +105,7 @@ def test_bad_values_are_refused_naming_the_parameter(args, parameter, needle):
     assert isinstance(err.value, ReportParameterError) and isinstance(err.value, ValueError)
 
 
-def test_a_bad_period_is_refused_before_the_report_runs():
+def test_a_bad_period_is_refused_before_the_report_runs(tmp_path, capsys):
     for name in ("funnel_dropoff", "voice_painpoints_kpis"):
         declared = reports.report_parameters(name)
         assert {"period", "period_start", "period_end"} <= set(declared)
@@ -114,6 +115,12 @@ def test_a_bad_period_is_refused_before_the_report_runs():
             reports.check_parameters(name, {"period": "last_fortnight"})
         with pytest.raises(PeriodError, match="after period_end"):
             reports.check_parameters(name, {"period_start": "2026-05-02", "period_end": "2026-05-01"})
+    from cxlab.cli import main
+
+    out = Path(tmp_path) / "reports"
+    assert main(["report", "all", "-p", "period=fortnight", "--out", str(out), "--no-progress"]) == 2
+    assert not out.exists() or not any(out.iterdir())       # refused before the pull ran
+    assert "period='fortnight'" in capsys.readouterr().err
     voice = reports.report_parameters("voice_painpoints_kpis")
     assert voice["breakdown"].default == "M" and voice["period"].default == ""
 
@@ -265,3 +272,47 @@ def test_thin_periods_and_cohorts_are_greyed_out_with_the_threshold_said():
     css = html.split("</style>")[0]
     assert "fewer than 30 customers" in html and "row1_col0" in css and "row0_col0" not in css
     assert "fewer than" not in vr.period_table(changes.iloc[[0]]).to_html()   # nothing thin, nothing said
+
+
+# --------------------------------------------------------------------------- the notebooks
+@pytest.mark.notebooks
+@pytest.mark.slow
+def test_both_reports_run_with_a_period_on_a_journey_of_our_own(tmp_path, own_journey):
+    """last_month anchored on period_end 2026-04-15: March 2026 against February 2026."""
+    jm = cxlab.JourneyMap.from_yaml(own_journey["journey"])
+    ws_path = tmp_path / "ws.duckdb"
+    with cxlab.connect(ws_path) as ws:
+        ws.pull(own_journey["events"], journey=jm)
+        ws.pull(own_journey["survey"], kind="feedback", format="survey", scale="nps",
+                mapping={"customer_id": "respondent", "ts": "data", "score": "voto", "text": "commento",
+                         "touchpoint": "pagina", "language": "lingua"})
+    params = {"workspace": str(ws_path), "journey_path": str(own_journey["journey"]), "period": "last_month",
+              "period_end": "2026-04-15"}
+    out = tmp_path / "reports"
+    behaviour = reports.run_notebook("funnel_dropoff", params, out=out, progress=False, index=False)
+    voice = reports.run_notebook("voice_painpoints_kpis", {**params, "folds": 2}, out=out, progress=False)
+    mb, mv = behaviour.read_metrics(), voice.read_metrics()
+    for m in (mb, mv):
+        assert m["period"] == {"start": "2026-03-01", "end": "2026-03-31", "previous_start": "2026-02-01",
+                               "previous_end": "2026-02-28", "label": "March 2026",
+                               "previous_label": "February 2026", "kind": "last_month"}
+        assert m["parameters"]["period"] == "last_month"
+    march, february = resolve_period("last_month", period_end="2026-04-15"), None
+    february = march.previous()
+    with cxlab.connect(ws_path, read_only=True) as ws:
+        expected = headline_numbers(february.filter(ws.events()), journey=jm, worst=mb["worst_step"])
+        now = behaviour_report(march.filter(ws.events()), journey=jm).metrics()
+        fb = february.filter(ws.feedback()).to_pandas()
+    assert mb["previous_period"]["conversion"] == pytest.approx(expected["conversion"])
+    assert mb["conversion"] == pytest.approx(now["conversion"]) and mb["entrants"] == now["entrants"]
+    assert mv["previous_period"]["nps"]["value"] == pytest.approx(_nps_by_hand(fb)[0])
+    assert mv["previous_period"]["nps"]["n"] == len(fb)
+    assert mv["previous_period"]["conversion"]["n"] == expected["conversion"]["n"]   # the same funnel
+    assert "breakdown" in mv["parameters"] and mv["parameters"]["breakdown"] == "M"
+    for run in (behaviour, voice):
+        html = open(run.html, encoding="utf-8").read()
+        assert "This period against the previous" in html and "March 2026" in html and "February 2026" in html
+        assert "28 days against" not in html and "31 days against 28" in html
+        assert "Traceback" not in html
+    page = (out / "index.html").read_text()
+    assert "vs previous period" in page and "March 2026" in page
