@@ -122,23 +122,23 @@ class Store:
             if stage is not None:
                 stage.note(name)
 
+        def kept(how=""):
+            say(READING)
+            state = self.read()                  # CacheDamaged when a file is not whole
+            self.status, self.note = "read", f"read from {self.path}{how}"
+            return state
+
         damaged = None
         if (self.path / "meta.json").exists():
-            say(READING)
             try:
-                state = self.read()
-                self.status, self.note = "read", f"read from {self.path}"
-                return state
+                return kept()
             except CacheDamaged as err:
                 damaged = err
         try:
             with self._lock(lambda: say(WAITING)):
                 if damaged is None and (self.path / "meta.json").exists():   # built by another page meanwhile
-                    say(READING)
                     try:
-                        state = self.read()
-                        self.status, self.note = "read", f"read from {self.path} (built by another page)"
-                        return state
+                        return kept(" (built by another page)")
                     except CacheDamaged as err:
                         damaged = err
                 if damaged is not None:
