@@ -558,21 +558,16 @@ def mean_order_value(events, *, journey=None) -> float | None:
     """
     jm = JourneyMap.coerce(journey)
     t = as_table(events)
-    v = _value_per_customer(t, jm)
-    return None if "value" not in t.columns or v == 1.0 and _no_values(t, jm) else v
-
-
-def _no_values(t, jm: JourneyMap) -> bool:
-    conv = t.filter((t.touchpoint == jm.conversion) & t.value.notnull())
-    return int(conv.count().to_pandas()) == 0
+    if "value" not in t.columns:
+        return None
+    v = t.filter((t.touchpoint == jm.conversion) & t.value.notnull()).aggregate(v=t.value.mean()).to_pandas()["v"]
+    return float(v.iloc[0]) if pd.notna(v.iloc[0]) else None
 
 
 def _value_per_customer(t, jm: JourneyMap) -> float:
     """Mean value of the conversion events (1.0 when there is none: value in customers)."""
-    conv = jm.conversion
-    vals = (t.filter((t.touchpoint == conv) & t.value.notnull()).aggregate(v=t.value.mean()).to_pandas()
-            if t is not None and "value" in t.columns else pd.DataFrame({"v": [np.nan]}))
-    return float(vals["v"].iloc[0]) if pd.notna(vals["v"].iloc[0]) else 1.0
+    v = mean_order_value(t, journey=jm) if t is not None else None
+    return 1.0 if v is None else v
 
 
 def _priority(rows: pd.DataFrame, alpha, value_per_customer) -> pd.DataFrame:

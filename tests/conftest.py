@@ -143,6 +143,12 @@ labels:
 """
 
 
+#: how the own journey's survey export (``own_journey["survey"]``) is pulled: NPS only, Italian columns
+OWN_SURVEY_PULL = {"kind": "feedback", "format": "survey", "scale": "nps",
+                   "mapping": {"customer_id": "respondent", "ts": "data", "score": "voto", "text": "commento",
+                               "touchpoint": "pagina", "language": "lingua"}}
+
+
 @pytest.fixture(scope="session")
 def own_journey(tmp_path_factory):
     """A journey of our own making: the simulator's journeys under other touchpoint names

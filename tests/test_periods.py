@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import OWN_SURVEY_PULL
+
 import cxlab
 from cxlab import reports
 from cxlab import voice_report as vr
@@ -283,9 +285,7 @@ def test_both_reports_run_with_a_period_on_a_journey_of_our_own(tmp_path, own_jo
     ws_path = tmp_path / "ws.duckdb"
     with cxlab.connect(ws_path) as ws:
         ws.pull(own_journey["events"], journey=jm)
-        ws.pull(own_journey["survey"], kind="feedback", format="survey", scale="nps",
-                mapping={"customer_id": "respondent", "ts": "data", "score": "voto", "text": "commento",
-                         "touchpoint": "pagina", "language": "lingua"})
+        ws.pull(own_journey["survey"], **OWN_SURVEY_PULL)
     params = {"workspace": str(ws_path), "journey_path": str(own_journey["journey"]), "period": "last_month",
               "period_end": "2026-04-15"}
     out = tmp_path / "reports"

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import shared_file
+from conftest import OWN_SURVEY_PULL, shared_file
 
 import cxlab
 from cxlab.behaviour_report import behaviour_report, choose_covariates, independent_terms
@@ -139,9 +139,7 @@ def test_on_a_journey_of_our_own(tmp_path, own_journey):
 def test_a_workspace_with_feedback_only(tmp_path, own_journey):
     ws_path = tmp_path / "ws.duckdb"
     with cxlab.connect(ws_path) as ws:
-        ws.pull(own_journey["survey"], kind="feedback", format="survey", scale="nps",
-                mapping={"customer_id": "respondent", "ts": "data", "score": "voto", "text": "commento",
-                         "touchpoint": "pagina", "language": "lingua"})
+        ws.pull(own_journey["survey"], **OWN_SURVEY_PULL)
         assert ws.counts()["events"] == 0 and ws.counts()["feedback"] > 0
     m, html = _run(ws_path, tmp_path, own_journey["journey"])
     assert m["entrants"] == 0 and m["note"].startswith("No events in this period")

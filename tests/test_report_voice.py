@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import cxlab
-from conftest import shared_file
+from conftest import OWN_SURVEY_PULL, shared_file
 from cxlab import kpis
 from cxlab.datasets import simulate_journeys
 from cxlab.painpoints import pain_points
@@ -86,9 +86,7 @@ def test_voice_report_on_an_own_journey(tmp_path, own_journey):
     ws_path = tmp_path / "ws.duckdb"
     with cxlab.connect(ws_path) as ws:
         ws.pull(own_journey["events"])
-        ws.pull(own_journey["survey"], kind="feedback", format="survey", scale="nps",
-                mapping={"customer_id": "respondent", "ts": "data", "score": "voto", "text": "commento",
-                         "touchpoint": "pagina", "language": "lingua"})
+        ws.pull(own_journey["survey"], **OWN_SURVEY_PULL)
     m, html = _run(tmp_path, ws_path, journey_path=str(own_journey["journey"]))
 
     jm = cxlab.JourneyMap.from_yaml(own_journey["journey"])
