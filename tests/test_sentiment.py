@@ -68,8 +68,9 @@ def test_model_learns_simulated_voice_from_scores(simulated, fitted):
     assert fitted.classes == ("negative", "neutral", "positive")
     assert fitted.to_dict()["n_train"] == feedback.text.notna().sum()
     ev = fitted.evaluate(cv=3)
-    # the simulator writes each text from its score class's templates: learnable exactly
-    assert ev.macro_f1 > 0.97 and len(ev.folds) == 3
+    # the simulator's words say what the score says for ~85% of texts, with mixed texts and
+    # short answers: learnable, but not exactly (templated text scored 1.00)
+    assert 0.72 < ev.macro_f1 < 0.92 and len(ev.folds) == 3
     assert ev.confusion.to_numpy().sum() == ev.n == len(fitted.train_texts)
     assert set(ev.to_dict()) >= {"macro_f1", "accuracy", "per_class_f1", "fold_macro_f1"}
 
@@ -114,8 +115,9 @@ def test_explain_names_the_words_behind_a_complaint(fitted):
     ex = fitted.explain("Very unhappy: the mandatory registration takes forever, please fix this.")
     assert ex.attrs["label"] == "negative"
     words = ex.word.str.strip(",.:").str.lower()
-    # the simulator's negative template is "Very unhappy: <complaint>, please fix this."
-    assert {"unhappy", "fix", "please"} <= set(words.head(4))
+    # the planted pain point's words lead (registration is mostly complained about), then
+    # the complaint's own ("fix this")
+    assert {"registration", "mandatory", "fix"} <= set(words.head(4))
     unhappy = ex[words == "unhappy"].iloc[0]
     assert unhappy.effect > 0 > unhappy.score_effect
     assert unhappy.effect > ex[words == "the"].effect.iloc[0]
