@@ -72,6 +72,7 @@ SENTIMENT_EFFECTS = {"delivery": 0.3, "product_use": 0.4, "checkout": 0.1,
                      "support_contact": -0.6, "return_request": -0.8,
                      "registration_form": -2.5}
 LEAVE_SHIFT = -1.0           # extra latent shift of exit-survey answers
+_WORDS_NOISE = 0.35          # sd of the texts' own latent noise (see _build_feedback)
 _NPS_CENTRE, _NPS_SLOPE = 8.0, 1.8
 _STARS_CENTRE, _STARS_SLOPE = 3.7, 1.0
 
@@ -82,148 +83,290 @@ _EXTRA_DAYS = 120            # events stay within start .. start + days + 120 da
 GA4_CHANNELS = ("web", "app", "email", "social")
 
 # --------------------------------------------------------------------------- text templates
-#: Fragments the feedback texts are built from: ``opener + " " + topic + ", " + closer``.
-#: ``TEXT_TEMPLATES[lang]["openers"|"closers"][cls]`` and
-#: ``TEXT_TEMPLATES[lang]["topics"][touchpoint][cls]`` with ``cls`` in
-#: ``negative``/``neutral``/``positive``.
+#: Fragments the feedback texts are built from (see :func:`_compose_texts`), per language:
+#:
+#: - ``openers[cls]`` / ``closers[cls]``: what a text of class ``cls`` (``negative``,
+#:   ``neutral``, ``positive``) may start and end with;
+#: - ``topics[touchpoint][cls]``: what it says about its touchpoint;
+#: - ``hedges``: softeners put before the topic ("direi che", "to be fair");
+#: - ``polite``: kind openers of a complaint ("Di solito mi trovo bene, ma");
+#: - ``but``: joins a praise and a gripe ("ma", "although");
+#: - ``short``[cls]: whole short answers ("ok", "bene", "never again"), the same word in more
+#:   than one class where people use it so ("ok").
 TEXT_TEMPLATES = {
     "it": {
         "openers": {
             "negative": ["Pessima esperienza:", "Davvero deludente,", "Sono molto insoddisfatto:",
-                         "Che delusione!", "Esperienza da dimenticare:"],
+                         "Che delusione!", "Esperienza da dimenticare:", "Non ci siamo:",
+                         "Molto male,", "Sono arrabbiata:", "Inaccettabile:", "Peggio di così...",
+                         "Mai vista una cosa simile:"],
             "neutral": ["Nel complesso nella media:", "Esperienza discreta,", "Così così:",
-                        "Niente di speciale:"],
+                        "Niente di speciale:", "Insomma,", "Diciamo sufficiente:", "Normale,",
+                        "Né carne né pesce:", "Tutto sommato ok,"],
             "positive": ["Esperienza ottima!", "Tutto perfetto:", "Sono davvero soddisfatta:",
-                         "Complimenti,", "Che bella sorpresa!"],
+                         "Complimenti,", "Che bella sorpresa!", "Benissimo,", "Bravi!",
+                         "Molto contento:", "Ottimo servizio:", "Sempre una garanzia:"],
         },
         "closers": {
             "negative": ["non comprerò più da voi.", "non lo consiglio a nessuno.",
-                         "perché devo perdere così tanto tempo?", "spero che migliorerete presto."],
+                         "perché devo perdere così tanto tempo?", "spero che migliorerete presto.",
+                         "ho perso la pazienza.", "mai più.", "sono davvero deluso.",
+                         "pessimo servizio."],
             "neutral": ["si può fare di meglio.", "nel complesso accettabile.",
-                        "vedremo la prossima volta.", "né bene né male."],
+                        "vedremo la prossima volta.", "né bene né male.", "niente di più.",
+                        "potrebbe andare meglio.", "per ora va bene così."],
             "positive": ["lo consiglio a tutti!", "tornerò sicuramente.", "grazie mille!",
-                         "continuate così."],
+                         "continuate così.", "cinque stelle meritate.", "bravissimi!",
+                         "ricomprerò di sicuro."],
+        },
+        "hedges": ["direi che", "sinceramente", "a dire il vero", "onestamente", "mah,", "boh,",
+                   "in effetti", "devo dire che"],
+        "polite": ["Di solito mi trovo bene, ma", "Prodotti belli, però", "Grazie per la domanda, però",
+                   "Vi ho sempre consigliato, ma questa volta", "Il personale è gentile, ma",
+                   "Non voglio lamentarmi, però"],
+        "but": ["ma", "però", "anche se", "peccato che", "l'unica pecca:"],
+        "short": {
+            "negative": ["pessimo", "male", "no", "deluso", "mai più", "non bene", "vergognoso",
+                         "pessimooo", "una delusione", "non ci siamo"],
+            "neutral": ["ok", "così così", "normale", "nella media", "sufficiente", "mah", "ok ma",
+                        "va bene", "niente di che"],
+            "positive": ["ok", "bene", "tutto bene", "ottimo", "perfetto", "top", "bene grazie",
+                         "tutto ok", "bellissimo", "va bene"],
         },
         "topics": {
             "delivery": {
                 "negative": ["consegna in ritardo di una settimana", "il pacco è arrivato danneggiato",
-                             "il corriere non si è mai presentato"],
+                             "il corriere non si è mai presentato",
+                             "il pacco è stato lasciato al vicino senza avvisare",
+                             "tracking fermo da giorni, nessuna notizia del pacco"],
                 "neutral": ["la consegna è arrivata con un giorno di ritardo",
-                            "il corriere è stato puntuale ma poco gentile"],
+                            "il corriere è stato puntuale ma poco gentile",
+                            "la consegna è arrivata nei tempi, niente di più",
+                            "il tracking del pacco si aggiorna poco"],
                 "positive": ["consegna velocissima, in due giorni",
-                             "il pacco è arrivato in perfette condizioni"]},
+                             "il pacco è arrivato in perfette condizioni",
+                             "corriere puntualissimo e gentile", "pacco arrivato prima del previsto"]},
             "product_use": {
                 "negative": ["il prodotto si è rotto dopo pochi giorni",
-                             "la qualità è molto più bassa di quanto promesso"],
-                "neutral": ["il prodotto fa il suo lavoro", "qualità nella media per il prezzo"],
+                             "la qualità è molto più bassa di quanto promesso",
+                             "il prodotto non funziona come descritto",
+                             "dopo una settimana il prodotto ha smesso di funzionare"],
+                "neutral": ["il prodotto fa il suo lavoro", "qualità nella media per il prezzo",
+                            "il prodotto va bene ma niente di eccezionale",
+                            "le istruzioni del prodotto sono poco chiare"],
                 "positive": ["il prodotto funziona benissimo",
-                             "qualità eccellente, è più bello dal vivo"]},
+                             "qualità eccellente, è più bello dal vivo",
+                             "il prodotto è esattamente come descritto",
+                             "lo uso ogni giorno ed è resistente"]},
             "support_contact": {
                 "negative": ["ho dovuto ripetere il problema tre volte all'assistenza",
-                             "il servizio clienti non risponde mai"],
+                             "il servizio clienti non risponde mai",
+                             "in chat l'operatore mi ha chiuso la conversazione",
+                             "al telefono quaranta minuti di attesa per l'assistenza"],
                 "neutral": ["l'assistenza ha risposto dopo qualche giorno",
-                            "il servizio clienti è stato gentile ma lento"],
+                            "il servizio clienti è stato gentile ma lento",
+                            "l'operatore ha risposto ma ho dovuto richiamare",
+                            "la chat dell'assistenza risponde dopo un po'"],
                 "positive": ["l'assistenza ha risolto tutto in pochi minuti",
-                             "operatore gentilissimo e competente"]},
+                             "operatore gentilissimo e competente",
+                             "in chat l'assistenza mi ha aiutato subito",
+                             "il servizio clienti mi ha richiamato in giornata"]},
             "return_request": {
                 "negative": ["il reso è una procedura complicatissima",
-                             "aspetto ancora il rimborso del reso"],
+                             "aspetto ancora il rimborso del reso",
+                             "il rimborso del reso non è mai arrivato",
+                             "per il reso mi chiedono di pagare la spedizione"],
                 "neutral": ["il reso è stato gestito in tempi normali",
-                            "la procedura di reso è un po' lunga"],
-                "positive": ["reso semplice e rimborso immediato", "il reso è stato gestito benissimo"]},
+                            "la procedura di reso è un po' lunga",
+                            "il reso è gratuito ma il rimborso è lento",
+                            "l'etichetta del reso è arrivata dopo qualche giorno"],
+                "positive": ["reso semplice e rimborso immediato", "il reso è stato gestito benissimo",
+                             "etichetta del reso già nel pacco, comodissimo",
+                             "rimborso del reso arrivato in due giorni"]},
             "registration_form": {
                 "negative": ["la registrazione obbligatoria è lunghissima",
                              "il modulo di registrazione chiede troppi dati personali",
-                             "perché devo registrarmi per comprare?"],
+                             "perché devo registrarmi per comprare?",
+                             "il modulo di registrazione si blocca e perdo tutti i dati",
+                             "registrazione obbligatoria solo per un acquisto, assurdo"],
                 "neutral": ["la registrazione richiede qualche passaggio di troppo",
-                            "il modulo di registrazione è un po' lungo"],
+                            "il modulo di registrazione è un po' lungo",
+                            "la registrazione funziona ma chiede troppi campi",
+                            "il modulo di registrazione andrebbe semplificato"],
                 "positive": ["la registrazione è stata rapida",
-                             "il modulo di registrazione è semplice e chiaro"]},
+                             "il modulo di registrazione è semplice e chiaro",
+                             "registrazione veloce con il mio account",
+                             "il modulo di registrazione si compila in un attimo"]},
             "checkout": {
                 "negative": ["il pagamento è stato rifiutato più volte",
-                             "i costi di spedizione compaiono solo alla fine"],
+                             "i costi di spedizione compaiono solo alla fine",
+                             "il codice sconto non viene accettato al pagamento",
+                             "il checkout va in errore alla fine"],
                 "neutral": ["il pagamento è andato a buon fine al secondo tentativo",
-                            "il carrello funziona, ma le spese di spedizione sono alte"],
-                "positive": ["pagamento veloce e sicuro", "il checkout è semplicissimo"]},
+                            "il carrello funziona, ma le spese di spedizione sono alte",
+                            "poche opzioni di pagamento al checkout", "il checkout è lungo ma funziona"],
+                "positive": ["pagamento veloce e sicuro", "il checkout è semplicissimo",
+                             "pagamento con paypal in un clic",
+                             "checkout rapido, spese di spedizione chiare"]},
             "home_page": {
-                "negative": ["il sito è lentissimo e pieno di pop-up", "la home page è confusa"],
-                "neutral": ["il sito è un po' disordinato", "la home page è nella media"],
-                "positive": ["il sito è chiaro e veloce", "la home page è ben fatta"]},
+                "negative": ["il sito è lentissimo e pieno di pop-up", "la home page è confusa",
+                             "la home page non si carica dal telefono",
+                             "il pop-up sulla home copre tutto il sito"],
+                "neutral": ["il sito è un po' disordinato", "la home page è nella media",
+                            "la home page ha troppe offerte", "il sito si carica un po' lentamente"],
+                "positive": ["il sito è chiaro e veloce", "la home page è ben fatta",
+                             "la home page mostra subito le offerte giuste",
+                             "il sito è facile da usare anche dal telefono"]},
             "product_page": {
                 "negative": ["le schede prodotto non dicono nulla sulle taglie",
-                             "le foto non corrispondono al prodotto"],
+                             "le foto non corrispondono al prodotto",
+                             "la scheda prodotto ha il prezzo sbagliato",
+                             "nessuna tabella delle taglie sulla scheda prodotto"],
                 "neutral": ["le informazioni sul prodotto sono essenziali",
-                            "mancano alcune recensioni sul prodotto"],
+                            "mancano alcune recensioni sul prodotto", "le foto del prodotto sono poche",
+                            "la descrizione del prodotto è un po' vaga"],
                 "positive": ["le schede prodotto sono dettagliatissime",
-                             "foto e descrizioni molto utili"]},
+                             "foto e descrizioni molto utili", "la tabella delle taglie è precisa",
+                             "le recensioni sulla scheda prodotto aiutano molto"]},
             "add_to_cart": {
                 "negative": ["il carrello si svuota da solo",
-                             "non riesco ad aggiungere prodotti al carrello"],
-                "neutral": ["il carrello è un po' scomodo", "il carrello funziona ma è lento"],
-                "positive": ["aggiungere al carrello è facilissimo", "il carrello è comodo"]},
+                             "non riesco ad aggiungere prodotti al carrello",
+                             "il carrello perde i prodotti quando cambio pagina",
+                             "il pulsante aggiungi al carrello non funziona"],
+                "neutral": ["il carrello è un po' scomodo", "il carrello funziona ma è lento",
+                            "il carrello non mostra subito il totale", "il carrello si aggiorna lentamente"],
+                "positive": ["aggiungere al carrello è facilissimo", "il carrello è comodo",
+                             "il carrello salva i prodotti anche dal telefono",
+                             "il riepilogo del carrello è chiarissimo"]},
         },
     },
     "en": {
         "openers": {
             "negative": ["Terrible experience:", "Really disappointing,", "Very unhappy:",
-                         "What a letdown!", "Never again:"],
-            "neutral": ["Overall average:", "Decent experience,", "So-so:", "Nothing special:"],
+                         "What a letdown!", "Never again:", "Not good enough:", "Awful,",
+                         "I am furious:", "Unacceptable:", "Worst service ever:", "Seriously?"],
+            "neutral": ["Overall average:", "Decent experience,", "So-so:", "Nothing special:",
+                        "Mixed feelings,", "It was okay:", "Fair enough,", "Middle of the road:",
+                        "All in all ok,"],
             "positive": ["Great experience!", "All perfect:", "Really pleased:", "Well done,",
-                         "Lovely surprise!"],
+                         "Lovely surprise!", "Brilliant,", "Top marks!", "Very happy:",
+                         "Excellent service:", "Never disappoints:"],
         },
         "closers": {
             "negative": ["I will not buy from you again.", "would not recommend.",
-                         "why do I have to waste so much time?", "please fix this."],
+                         "why do I have to waste so much time?", "please fix this.",
+                         "I have lost my patience.", "never again.", "really disappointed.",
+                         "poor service."],
             "neutral": ["could be better.", "acceptable overall.", "we will see next time.",
-                        "neither good nor bad."],
+                        "neither good nor bad.", "nothing more.", "room for improvement.",
+                        "fine for now."],
             "positive": ["highly recommended!", "will definitely come back.", "thank you so much!",
-                         "keep it up."],
+                         "keep it up.", "five stars well deserved.", "amazing!",
+                         "will buy again for sure."],
+        },
+        "hedges": ["honestly", "I guess", "to be fair", "tbh", "I'd say", "well,", "actually",
+                   "I must say"],
+        "polite": ["I usually like you, but", "Nice products, but", "Thanks for asking, however",
+                   "I have always recommended you, but this time", "Staff are friendly, but",
+                   "I hate to complain, but"],
+        "but": ["but", "although", "though", "shame that", "only gripe:"],
+        "short": {
+            "negative": ["bad", "awful", "no", "never again", "poor", "not good", "disgraceful",
+                         "terribleee", "a letdown", "nope"],
+            "neutral": ["ok", "so so", "average", "meh", "fine", "okay I guess", "ok but",
+                        "alright", "nothing special"],
+            "positive": ["ok", "good", "great", "fine thanks", "perfect", "all good", "excellent",
+                         "top", "lovely", "alright"],
         },
         "topics": {
             "delivery": {
                 "negative": ["delivery was a week late", "the parcel arrived damaged",
-                             "the courier never showed up"],
-                "neutral": ["delivery came one day late", "the courier was on time but rude"],
-                "positive": ["super fast delivery, two days", "the parcel arrived in perfect shape"]},
+                             "the courier never showed up",
+                             "the parcel was left with a neighbour without notice",
+                             "tracking stuck for days, no news of the parcel"],
+                "neutral": ["delivery came one day late", "the courier was on time but rude",
+                            "delivery arrived on time, nothing more", "parcel tracking barely updates"],
+                "positive": ["super fast delivery, two days", "the parcel arrived in perfect shape",
+                             "very punctual and friendly courier", "the parcel came earlier than expected"]},
             "product_use": {
                 "negative": ["the product broke after a few days",
-                             "quality is far below what was promised"],
-                "neutral": ["the product does its job", "average quality for the price"],
-                "positive": ["the product works brilliantly", "excellent quality, even nicer in person"]},
+                             "quality is far below what was promised",
+                             "the product does not work as described",
+                             "the product stopped working after a week"],
+                "neutral": ["the product does its job", "average quality for the price",
+                            "the product is fine but nothing exceptional",
+                            "the product instructions are unclear"],
+                "positive": ["the product works brilliantly", "excellent quality, even nicer in person",
+                             "the product is exactly as described", "I use it every day and it is sturdy"]},
             "support_contact": {
                 "negative": ["I had to explain my problem to support three times",
-                             "customer service never answers"],
-                "neutral": ["support answered after a few days", "customer service was kind but slow"],
-                "positive": ["support solved everything in minutes", "very kind and competent agent"]},
+                             "customer service never answers",
+                             "the chat agent closed the conversation on me",
+                             "forty minutes on hold waiting for support"],
+                "neutral": ["support answered after a few days", "customer service was kind but slow",
+                            "the agent answered but I had to call back",
+                            "the support chat replies after a while"],
+                "positive": ["support solved everything in minutes", "very kind and competent agent",
+                             "the support chat helped me straight away",
+                             "customer service called me back the same day"]},
             "return_request": {
-                "negative": ["the return process is a nightmare", "still waiting for my refund"],
-                "neutral": ["the return was handled in normal time", "the return process is a bit long"],
-                "positive": ["easy return and instant refund", "the return was handled perfectly"]},
+                "negative": ["the return process is a nightmare", "still waiting for my refund",
+                             "the refund for my return never arrived",
+                             "they want me to pay shipping for the return"],
+                "neutral": ["the return was handled in normal time", "the return process is a bit long",
+                            "the return is free but the refund is slow",
+                            "the return label came after a few days"],
+                "positive": ["easy return and instant refund", "the return was handled perfectly",
+                             "return label already in the box, so handy",
+                             "the refund for my return arrived in two days"]},
             "registration_form": {
                 "negative": ["the mandatory registration takes forever",
                              "the sign-up form asks for far too much personal data",
-                             "why must I register just to buy?"],
-                "neutral": ["registration has a few steps too many", "the sign-up form is a bit long"],
-                "positive": ["registration was quick", "the sign-up form is simple and clear"]},
+                             "why must I register just to buy?",
+                             "the registration form freezes and I lose everything I typed",
+                             "mandatory registration just to buy once, absurd"],
+                "neutral": ["registration has a few steps too many", "the sign-up form is a bit long",
+                            "registration works but asks for too many fields",
+                            "the sign-up form could be simpler"],
+                "positive": ["registration was quick", "the sign-up form is simple and clear",
+                             "quick registration with my existing account",
+                             "the sign-up form takes a minute"]},
             "checkout": {
                 "negative": ["my payment was declined several times",
-                             "shipping costs only show up at the very end"],
+                             "shipping costs only show up at the very end",
+                             "the discount code is rejected at payment",
+                             "checkout throws an error at the last step"],
                 "neutral": ["payment went through on the second try",
-                            "checkout works but shipping is expensive"],
-                "positive": ["fast and secure payment", "checkout is really simple"]},
+                            "checkout works but shipping is expensive",
+                            "few payment options at checkout", "checkout is long but it works"],
+                "positive": ["fast and secure payment", "checkout is really simple",
+                             "one-click payment with paypal", "quick checkout, clear shipping costs"]},
             "home_page": {
-                "negative": ["the site is slow and full of pop-ups", "the home page is confusing"],
-                "neutral": ["the site is a bit cluttered", "the home page is average"],
-                "positive": ["the site is clear and fast", "the home page is well made"]},
+                "negative": ["the site is slow and full of pop-ups", "the home page is confusing",
+                             "the home page will not load on my mobile",
+                             "the home page pop-up covers the whole site"],
+                "neutral": ["the site is a bit cluttered", "the home page is average",
+                            "the home page has too many offers", "the site loads a bit slowly"],
+                "positive": ["the site is clear and fast", "the home page is well made",
+                             "the home page shows the right offers at once",
+                             "the site is easy to use on mobile too"]},
             "product_page": {
                 "negative": ["product pages say nothing about sizes",
-                             "the photos do not match the product"],
-                "neutral": ["product information is basic", "some product reviews are missing"],
-                "positive": ["product pages are very detailed", "photos and descriptions are helpful"]},
+                             "the photos do not match the product",
+                             "the product page shows the wrong price",
+                             "no size chart on the product page"],
+                "neutral": ["product information is basic", "some product reviews are missing",
+                            "there are few product photos", "the product description is a bit vague"],
+                "positive": ["product pages are very detailed", "photos and descriptions are helpful",
+                             "the size chart is accurate", "the reviews on the product page really help"]},
             "add_to_cart": {
-                "negative": ["the cart empties itself", "I cannot add products to the cart"],
-                "neutral": ["the cart is a bit awkward", "the cart works but is slow"],
-                "positive": ["adding to the cart is very easy", "the cart is handy"]},
+                "negative": ["the cart empties itself", "I cannot add products to the cart",
+                             "the cart loses my items when I change page",
+                             "the add to cart button does not work"],
+                "neutral": ["the cart is a bit awkward", "the cart works but is slow",
+                            "the cart does not show the total at once", "the cart updates slowly"],
+                "positive": ["adding to the cart is very easy", "the cart is handy",
+                             "the cart keeps my items across devices", "the cart summary is very clear"]},
         },
     },
 }
@@ -512,22 +655,104 @@ def _score_class(score, scale):
                     np.where(score <= 2, 0, np.where(score <= 3, 1, 2))).astype(np.int8)
 
 
+def _scores(latent, scale) -> np.ndarray:
+    """NPS (``scale`` 0) or star rating of each latent sentiment."""
+    nps = np.clip(np.rint(_NPS_CENTRE + _NPS_SLOPE * latent), 0, 10)
+    stars = np.clip(np.rint(_STARS_CENTRE + _STARS_SLOPE * latent), 1, 5)
+    return np.where(scale == 0, nps, stars).astype(np.float64)
+
+
+_FULL, _MIXED, _SHORT = range(3)
+#: how often a text is a plain one, a mixed one (a kind opener before a complaint, a
+#: gripe after a praise, pros and cons) or a short answer
+_FORM_P = (0.68, 0.24, 0.08)
+_NO_ACCENT = (str.maketrans({"è": "e'", "é": "e'", "à": "a'", "ì": "i'", "ò": "o'", "ù": "u'", "È": "E'"}),
+              str.maketrans({"è": "e", "é": "e", "à": "a", "ì": "i", "ò": "o", "ù": "u", "È": "E"}))
+
+
+def _pick(rng, options, m, p=1.0) -> np.ndarray:
+    """``m`` draws from ``options``; each left empty with probability ``1 - p``."""
+    a = np.array(list(options) + [""], dtype=object)[:-1]     # 1-d even for equal-length strings
+    out = a[rng.integers(0, len(a), m)]
+    if p < 1.0:
+        out[rng.random(m) >= p] = ""
+    return out
+
+
+def _joined(*parts, sep=" ") -> list[str]:
+    return [sep.join(x for x in row if x) for row in zip(*parts)]
+
+
+def _compose_group(rng, tpl, cn, tp, form, m) -> list[str]:
+    """``m`` texts of class ``cn`` (the class their words express) about ``tp`` in ``form``."""
+    if form == _SHORT:
+        return list(_pick(rng, tpl["short"][cn], m))
+    topics = tpl["topics"][tp]
+    hedge = _pick(rng, tpl["hedges"], m, 0.15)
+    if form == _FULL:
+        head = _joined(_pick(rng, tpl["openers"][cn], m, 0.7), hedge, _pick(rng, topics[cn], m))
+        tail = _pick(rng, tpl["closers"][cn], m, 0.65)
+    elif cn == "negative":          # a kind word first, then the complaint
+        head = _joined(_pick(rng, tpl["polite"], m), hedge, _pick(rng, topics["negative"], m))
+        tail = _pick(rng, tpl["closers"][cn], m, 0.5)
+    else:                           # a praise, then a gripe (positive) or a complaint (neutral)
+        gripe = topics["neutral" if cn == "positive" else "negative"]
+        head = _joined(_pick(rng, tpl["openers"][cn], m, 0.5), _pick(rng, topics["positive"], m))
+        head = _joined(head, _joined(_pick(rng, tpl["but"], m), hedge, _pick(rng, gripe, m)), sep=", ")
+        tail = _pick(rng, tpl["closers"][cn], m, 0.4)
+    stop = np.where(rng.random(m) < 0.5, ".", "")
+    return [f"{h}, {t}" if t else h + s for h, t, s in zip(head, tail, stop)]
+
+
 def _compose_texts(rng, lang, cls, tp_names) -> np.ndarray:
-    """opener + topic + closer drawn from TEXT_TEMPLATES for each (language, class, topic)."""
+    """Texts from TEXT_TEMPLATES for each row's language (codes of LANGUAGES), the class its
+    words express (codes of _CLASSES) and its touchpoint: plain (opener, topic, closer, each
+    but the topic optional), mixed or short (see ``_FORM_P``), then written the way people
+    type (:func:`_as_typed`)."""
     k = len(cls)
     out = np.empty(k, dtype=object)
-    keys = pd.MultiIndex.from_arrays([lang, cls, tp_names])
+    form = rng.choice(3, k, p=_FORM_P).astype(np.int8)
+    keys = pd.MultiIndex.from_arrays([lang, cls, tp_names, form])
     codes, uniq = pd.factorize(keys, sort=True)
-    for j, (lg, c, tp) in enumerate(uniq):
-        idx = np.flatnonzero(codes == j)
-        tpl = TEXT_TEMPLATES[LANGUAGES[lg]]
-        cn = _CLASSES[c]
-        parts = [np.array(tpl["openers"][cn], dtype=object),
-                 np.array(tpl["topics"][tp][cn], dtype=object),
-                 np.array(tpl["closers"][cn], dtype=object)]
-        o, t_, e = (a[rng.integers(0, len(a), len(idx))] for a in parts)
-        out[idx] = o + " " + t_ + ", " + e
-    return out
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(uniq) + 1))
+    for j, (lg, c, tp, fm) in enumerate(uniq):
+        idx = order[bounds[j]:bounds[j + 1]]
+        texts = _compose_group(rng, TEXT_TEMPLATES[LANGUAGES[lg]], _CLASSES[c], tp, fm, len(idx))
+        out[idx] = [t[:1].upper() + t[1:] for t in texts] if fm != _SHORT else texts
+    return _as_typed(rng, lang, out)
+
+
+def _typo(text: str, u: float, v: float) -> str:
+    """``text`` with two inner letters of one of its longer words swapped."""
+    words = text.split(" ")
+    long = [j for j, w in enumerate(words) if len(w) >= 5 and w.isalpha()]
+    if not long:
+        return text
+    j = long[int(u * len(long))]
+    w = words[j]
+    i = 1 + int(v * (len(w) - 3))
+    words[j] = w[:i] + w[i + 1] + w[i] + w[i + 2:]
+    return " ".join(words)
+
+
+def _as_typed(rng, lang, texts) -> np.ndarray:
+    """Texts the way people type them: accents left out or typed as apostrophes (Italian,
+    a quarter of the texts), all lower case (15%), a typo (6%), no final punctuation (10%) or
+    an insistent one (5%)."""
+    n = len(texts)
+    out = list(texts)
+    r = rng.random((5, n))
+    for i in np.flatnonzero((lang == 0) & (r[0] < 0.25)).tolist():
+        out[i] = out[i].translate(_NO_ACCENT[int(r[0, i] < 0.1)])
+    for i in np.flatnonzero(r[1] < 0.15).tolist():
+        out[i] = out[i].lower()
+    for i in np.flatnonzero(r[2] < 0.06).tolist():
+        out[i] = _typo(out[i], r[2, i] / 0.06, r[4, i])
+    for i in np.flatnonzero(r[3] < 0.15).tolist():
+        t = out[i].rstrip(".!?")
+        out[i] = t if r[3, i] < 0.10 else t + ("!!!" if r[4, i] < 0.5 else "...")
+    return np.array(out + [""], dtype=object)[:-1]
 
 
 def _digits(rng, n, width) -> pd.Series:
@@ -645,8 +870,14 @@ def simulate_journeys(n_customers: int, *, seed: int, start="2026-01-01", days: 
           exit surveys on the channel of the session).
         - ``score`` (float64): integer 0-10 for ``nps``, 1-5 for ``stars``.
         - ``scale`` (str): ``nps`` (surveys, exit surveys) or ``stars`` (reviews).
-        - ``text`` (str): verbatim, consistent with the score class (NPS 0-6 / stars 1-2
-          negative, 7-8 / 3 neutral, 9-10 / 4-5 positive) and the touchpoint.
+        - ``text`` (str): verbatim about the touchpoint, built from ``TEXT_TEMPLATES``: a
+          plain text (opener, topic, closer), a mixed one (a kind opener before a complaint,
+          a minor gripe after a praise, pros and cons) or a short answer (``ok``, ``bene``),
+          typed as people do (accents left out, lower case, typos). Its words express a
+          sentiment class drawn from the same latent sentiment as the score plus
+          N(0, 0.35) of their own, so they agree with the score class (NPS 0-6 / stars 1-2
+          negative, 7-8 / 3 neutral, 9-10 / 4-5 positive) for about 85% of the texts and
+          disagree near the class boundaries (a 9 with a mild complaint).
         - ``language`` (str): ``it`` or ``en``.
 
         ``truth``: a :class:`SimulationTruth`.
@@ -756,11 +987,12 @@ def _build_feedback(rng, fbs, ids, tp_names, base, lang, pii_share) -> pd.DataFr
     tpn = np.array(tp_names, dtype=object)[tp]
     eff = pd.Series(tpn).map(SENTIMENT_EFFECTS).fillna(0.0).to_numpy(np.float64)
     latent = base[cust] + eff + LEAVE_SHIFT * leave + rng.normal(0.0, 0.8, n)
-    nps = np.clip(np.rint(_NPS_CENTRE + _NPS_SLOPE * latent), 0, 10)
-    stars = np.clip(np.rint(_STARS_CENTRE + _STARS_SLOPE * latent), 1, 5)
-    score = np.where(scale == 0, nps, stars).astype(np.float64)
+    score = _scores(latent, scale)
+    # the words carry a little noise of their own: near a class boundary a text may say
+    # what the score does not (a 9 with a mild complaint, a 6 that sounds fair)
+    words = _score_class(_scores(latent + rng.normal(0.0, _WORDS_NOISE, n), scale), scale)
     lg = lang[cust]
-    text = _compose_texts(rng, lg, _score_class(score, scale), tpn) if n else np.empty(0, object)
+    text = _compose_texts(rng, lg, words, tpn) if n else np.empty(0, object)
     pii = np.flatnonzero(rng.random(n) < pii_share)
     if len(pii):
         text[pii] = text[pii] + _pii_suffix(rng, lg[pii])

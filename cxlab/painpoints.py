@@ -177,7 +177,9 @@ def pain_points(data, *, journey=None, feedback=None, segment=None, period=None,
     feedback : the feedback table when ``data`` is events only
     segment : str, optional
         An events column (e.g. ``"segment"``, ``"device"``): one block of rows per level,
-        each computed on that level's customers (feedback joined by ``customer_id``).
+        each computed on that level's customers (feedback joined by ``customer_id``). Text
+        sentiment of every level comes from one model (the one given, or one fitted on all
+        the rated feedback), so the levels' scores are on one scale.
     period : (start, end), optional
         Keep events and feedback with ``start <= ts < end`` (dates or timestamps, UTC).
     alpha : float
@@ -207,6 +209,9 @@ def pain_points(data, *, journey=None, feedback=None, segment=None, period=None,
             t = t.filter((t.ts >= start) & (t.ts < end))
         if fb is not None:
             fb = fb[(fb["ts"] >= start) & (fb["ts"] < end)]
+    if segment is not None and isinstance(sentiment_model, str) and sentiment_model == "fit" and fb is not None:
+        # one model for every level, fitted on all the rated feedback: segment scores compare
+        sentiment_model = fit_voice_model(fb)
     if segment is not None and t is None:
         if segment not in fb.columns:
             raise ValueError(f"segment={segment!r} is not a column of the feedback"

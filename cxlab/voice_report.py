@@ -309,7 +309,10 @@ def fit_sentiment(feedback_df: pd.DataFrame | None, *, folds: int = 5,
     """A :class:`cxlab.sentiment.SentimentModel` fitted on the rated verbatims and its
     ``folds``-fold quality, or the reason it is skipped: no feedback, fewer than
     ``min_verbatims`` rated verbatims, a single class, or a class with fewer texts than
-    folds (then the model is fitted but its quality is not judged)."""
+    folds (then the model is fitted but its quality is not judged). A quality that cannot be
+    believed (too few distinct texts of a class, one class nearly everywhere, mostly repeated
+    texts: :meth:`cxlab.sentiment.FittedSentiment.evaluate`'s ``note``) is not reported as a
+    number: ``quality`` is None and ``note`` says why."""
     from .sentiment import SentimentModel, labels_from_scores
 
     if feedback_df is None or not len(feedback_df):
@@ -328,7 +331,13 @@ def fit_sentiment(feedback_df: pd.DataFrame | None, *, folds: int = 5,
     if classes.min() < folds:
         return SentimentSection(model, None, f"Model quality not judged: the {classes.idxmin()} class has only "
                                 f"{classes.min()} verbatims, fewer than the {folds} cross-validation folds.", len(rated))
-    return SentimentSection(model, model.evaluate(cv=folds), None, len(rated))
+    try:
+        quality = model.evaluate(cv=folds)
+    except ValueError as err:                   # fewer distinct texts of a class than folds
+        return SentimentSection(model, None, f"Model quality not judged: {err}.", len(rated))
+    if quality.note:
+        return SentimentSection(model, None, f"Model quality not judged: {quality.note}.", len(rated))
+    return SentimentSection(model, quality, None, len(rated))
 
 
 def terms_note(feedback_df: pd.DataFrame | None, *, min_negative: int = MIN_NEGATIVE) -> str | None:

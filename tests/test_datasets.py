@@ -204,21 +204,58 @@ def _score_class(score, scale):
                     np.select([score <= 2, score <= 3], ["negative", "neutral"], "positive"))
 
 
-def test_text_class_agrees_with_score(sim):
+def _fold(s: str) -> str:
+    """Lower case, accents and apostrophe-accents folded, as the simulator may type them."""
+    s = s.lower()
+    for a, b in (("è", "e"), ("é", "e"), ("à", "a"), ("ì", "i"), ("ò", "o"), ("ù", "u")):
+        s = s.replace(a, b)
+    return re.sub(r"(?<=[aeiou])'(?=\W|$)", "", s)
+
+
+def _expressed(fb: pd.DataFrame) -> pd.Series:
+    """The sentiment class each text's words express, read back with TEXT_TEMPLATES: the one
+    class whose topic phrases of the row's touchpoint (or short answers) it holds; "mixed"
+    for phrases of two classes, "?" for none (a typo in the phrase)."""
+    out = []
+    for text, lang, tp in zip(fb["text"], fb["language"], fb["touchpoint"]):
+        tpl, t = TEXT_TEMPLATES[lang], _fold(text)
+        bare = t.split(" please contact")[0].split(" contattatemi")[0].rstrip(".!? ")
+        found = {c for c, phrases in tpl["topics"][tp].items() if any(_fold(p) in t for p in phrases)}
+        if not found:
+            found = {c for c, short in tpl["short"].items() if bare in map(_fold, short)}
+        out.append(found.pop() if len(found) == 1 else "mixed" if found else "?")
+    return pd.Series(out, index=fb.index)
+
+
+def test_text_says_what_the_score_says_mostly(sim):
     fb = sim.feedback
-    cls = _score_class(fb["score"].to_numpy(), fb["scale"].to_numpy())
-    for (lang, c), idx in fb.groupby([fb["language"], cls]).groups.items():
+    cls = pd.Series(_score_class(fb["score"].to_numpy(), fb["scale"].to_numpy()), index=fb.index)
+    said = _expressed(fb)
+    # every text is about its own touchpoint (or a short answer), bar a few typos
+    assert (said == "?").mean() < 0.05
+    plain = said.isin(["negative", "neutral", "positive"])
+    agree = (said == cls)[plain]
+    assert 0.75 < agree.mean() < 0.95
+    # words and score part near the class boundaries only: a 9 with a mild complaint, never
+    # a 0-3 with praise
+    nps = fb["scale"] == "nps"
+    assert ((said == "neutral") & nps & (fb["score"] == 9)).sum() > 20
+    low = plain & nps & (fb["score"] <= 3)
+    assert (said[low] == "negative").mean() > 0.97 and not (said[low] == "positive").any()
+    top = plain & nps & (fb["score"] == 10)
+    assert not (said[top] == "negative").any()
+    # mixed texts and short answers, in both languages
+    for lang in ("it", "en"):
+        own = fb["language"] == lang
+        assert 0.1 < (said[own] == "mixed").mean() < 0.4
         tpl = TEXT_TEMPLATES[lang]
-        texts = fb.loc[idx, "text"]
-        openers = tuple(tpl["openers"][c])
-        assert texts.map(lambda t: t.startswith(openers)).all(), (lang, c)
-        others = tuple(o for k, v in tpl["openers"].items() if k != c for o in v)
-        assert not texts.map(lambda t: t.startswith(others)).any(), (lang, c)
-        for tp, sub in fb.loc[idx].groupby("touchpoint"):
-            topics = tpl["topics"][tp][c]
-            assert sub["text"].map(lambda t: any(x in t for x in topics)).all(), (lang, c, tp)
-    neg_it = fb[(fb["language"] == "it") & (cls == "negative")]
-    assert len(neg_it) > 100
+        shorts = {_fold(s) for c in tpl["short"].values() for s in c}
+        short = fb.loc[own, "text"].map(lambda t: _fold(t).rstrip(".!? ") in shorts)
+        assert 0.04 < short.mean() < 0.12
+    # typed as people do: accents left out in some Italian texts, lower-case starts
+    it = fb.loc[fb["language"] == "it", "text"]
+    assert it.str.contains(r"\b(?:e'|piu|perche)\b").mean() > 0.03
+    assert 0.8 < fb["text"].nunique() / len(fb) < 0.97     # short answers repeat
 
 
 def test_registration_form_is_the_pain_point(sim):

@@ -113,9 +113,16 @@ def test_emotion_curve_and_plots(table, tmp_path):
         emotion_curve(table, measure="mood")
 
 
-def test_segments_and_periods(sim):
+def test_segments_and_periods(sim, monkeypatch):
+    from cxlab.sentiment import SentimentModel
+
     events, feedback, _ = sim
-    seg = pain_points((events, feedback), segment="device", sentiment_model=None)
+    fits = []
+    fit = SentimentModel.fit
+    monkeypatch.setattr(SentimentModel, "fit", lambda self, data: fits.append(len(data)) or fit(self, data))
+    seg = pain_points((events, feedback), segment="device")
+    assert fits == [len(feedback)]              # every device's verbatims scored by one model
+    monkeypatch.undo()
     assert set(seg.device) == set(events.device.dropna())
     per_level = seg.groupby("device").reached.sum()
     for dev, n in per_level.items():
@@ -129,6 +136,33 @@ def test_segments_and_periods(sim):
     with pytest.raises(ValueError, match="alpha"):
         pain_points((events, feedback), alpha=5)
 
+
+def test_segments_are_scored_by_one_model(sim, monkeypatch):
+    from cxlab.painpoints import fit_voice_model
+    from cxlab.sentiment import SentimentModel
+
+    _, feedback, _ = sim
+    # a planted market: most complaints come from the south
+    rng = np.random.default_rng(0)
+    neg = ((feedback.scale == "nps") & (feedback.score <= 6)) | ((feedback.scale == "stars") & (feedback.score <= 2))
+    south = rng.random(len(feedback)) < np.where(neg, 0.8, 0.3)
+    fb = feedback.assign(market=np.where(south, "south", "north"))
+    fits = []
+    fit = SentimentModel.fit
+    monkeypatch.setattr(SentimentModel, "fit", lambda self, data: fits.append(len(data)) or fit(self, data))
+    seg = pain_points((None, fb), segment="market")
+    assert fits == [fb.text.notna().sum()]                       # one model, on all rated feedback
+    monkeypatch.undo()
+    model = fit_voice_model(fb)
+    score = pd.Series(model.predict(fb.text.tolist())["score"].to_numpy(), index=fb.index)
+    expected = score.groupby([fb.market, fb.touchpoint]).mean()
+    got = seg.dropna(subset=["sentiment_mean"]).set_index(["market", "touchpoint"]).sentiment_mean
+    assert len(got) == len(expected) == 18
+    assert np.allclose(got.sort_index(), expected.sort_index(), atol=1e-9)
+    # on one scale, the south's texts read worse at every touchpoint
+    assert (expected["south"] < expected["north"]).all()
+    same = pain_points((None, fb), segment="market", sentiment_model=model)
+    assert np.allclose(same.sentiment_mean, seg.sentiment_mean, equal_nan=True)
 
 def test_circular_journey_equals_pandas(sim):
     events, feedback, _ = sim

@@ -70,7 +70,9 @@ def test_voice_report_on_the_demo(tmp_path):
     assert m["conversion"]["successes"] == expected_conv["successes"]
     assert m["top_pain_point"] == truth.pain_points.touchpoint.iloc[0]
     assert m["pain_points"] == list(table[table.pain_point].sort_values("rank").touchpoint)
-    assert m["sentiment_macro_f1"] > 0.6
+    # varied simulated text, repeated texts in one fold: learnable, not exactly (templated
+    # text scored 1.00; measured 0.77 on this data)
+    assert 0.65 < m["sentiment_macro_f1"] < 0.92
     assert m["upsell"]["value"] == pytest.approx(upsell["rate"]) and m["upsell"]["n"] == upsell["n"]
     assert m["cost_to_serve"]["value"] == pytest.approx(cost["value"])
     assert m["cost_to_serve"]["currency"] == "EUR"

@@ -68,8 +68,9 @@ def test_model_learns_simulated_voice_from_scores(simulated, fitted):
     assert fitted.classes == ("negative", "neutral", "positive")
     assert fitted.to_dict()["n_train"] == feedback.text.notna().sum()
     ev = fitted.evaluate(cv=3)
-    # the simulator writes each text from its score class's templates: learnable exactly
-    assert ev.macro_f1 > 0.97 and len(ev.folds) == 3
+    # the simulator's words say what the score says for ~85% of texts, with mixed texts and
+    # short answers: learnable, but not exactly (templated text scored 1.00)
+    assert 0.72 < ev.macro_f1 < 0.92 and len(ev.folds) == 3
     assert ev.confusion.to_numpy().sum() == ev.n == len(fitted.train_texts)
     assert set(ev.to_dict()) >= {"macro_f1", "accuracy", "per_class_f1", "fold_macro_f1"}
 
@@ -114,8 +115,9 @@ def test_explain_names_the_words_behind_a_complaint(fitted):
     ex = fitted.explain("Very unhappy: the mandatory registration takes forever, please fix this.")
     assert ex.attrs["label"] == "negative"
     words = ex.word.str.strip(",.:").str.lower()
-    # the simulator's negative template is "Very unhappy: <complaint>, please fix this."
-    assert {"unhappy", "fix", "please"} <= set(words.head(4))
+    # the planted pain point's words lead (registration is mostly complained about), then
+    # the complaint's own ("fix this")
+    assert {"registration", "mandatory", "fix"} <= set(words.head(4))
     unhappy = ex[words == "unhappy"].iloc[0]
     assert unhappy.effect > 0 > unhappy.score_effect
     assert unhappy.effect > ex[words == "the"].effect.iloc[0]
@@ -285,6 +287,74 @@ def test_model_fits_from_a_workspace(ws, simulated, tmp_path):
     assert np.allclose(from_ws.predict_proba(texts), from_frame.predict_proba(texts), atol=1e-6)
 
 
+# --------------------------------------------------------------------------- cross-validation, repeated texts
+def _signal_free(n_per_class=(80, 80, 80), repeated=0, copies=2, seed=0) -> pd.DataFrame:
+    """Texts of random pseudo-words with random labels (nothing to learn), the first
+    ``repeated`` of them written ``copies`` more times (shouted, "WORDS", or with stray
+    spaces: the same text once normalised)."""
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    vocab = ["".join(rng.choice(letters, 6)) for _ in range(4000)]
+    labels = np.repeat(["negative", "neutral", "positive"], n_per_class)
+    rng.shuffle(labels)
+    texts = [" ".join(rng.choice(vocab, 5)) for _ in labels]
+    rows = list(zip(texts, labels))
+    for k, (t, c) in enumerate(rows[:repeated]):
+        rows += [(t.upper() if j % 2 == 0 else f"  {t} ", c) for j in range(copies)]
+    return pd.DataFrame(rows, columns=["text", "label"])
+
+
+def test_cross_validation_keeps_repeated_texts_in_one_fold(monkeypatch):
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedKFold
+
+    import cxlab.sentiment as sentiment
+
+    df = _signal_free(repeated=110)                   # 240 distinct texts, 220 repeats
+    fitted = SentimentModel(label="label").fit(df)
+    seen = []
+    folds = sentiment._grouped_folds
+    monkeypatch.setattr(sentiment, "_grouped_folds", lambda *a: (seen.append(s) or s for s in folds(*a)))
+    ev = fitted.evaluate(cv=5)
+    assert ev.n_duplicates == 220 and ev.note is None and ev.to_dict()["n_duplicates"] == 220
+    # no text, once normalised, is in a training part and in its test part
+    norm = np.array([normalise_text(t) for t in df.text])
+    assert len(seen) == 5
+    assert sorted(np.concatenate([te for _, te in seen]).tolist()) == list(range(len(df)))
+    for tr, te in seen:
+        assert not set(norm[tr]) & set(norm[te])
+    # plain stratified folds score the repeats from their twins: inflated
+    pred = np.empty(len(df), dtype=object)
+    for tr, te in StratifiedKFold(5, shuffle=True, random_state=0).split(df.text, df.label):
+        pred[te] = SentimentModel(label="label").fit(df.iloc[tr]).predict(df.text.iloc[te].tolist())["label"]
+    plain = f1_score(df.label, pred.astype(str), average="macro")
+    assert plain > 0.6 and ev.macro_f1 < 0.45 and plain - ev.macro_f1 > 0.25
+
+
+def test_quality_says_when_it_cannot_be_believed():
+    def note(df):
+        return SentimentModel(label="label").fit(df).evaluate(cv=5).note
+
+    assert "too uniform to judge: 200 of the 300 texts repeat another one" in note(
+        _signal_free((34, 33, 33), repeated=100))
+    assert "too few texts to judge: the neutral class has 12 distinct texts (at least 20" in note(
+        _signal_free((60, 12, 60)))
+    assert "too uniform to judge: 95% of the 944 texts are positive" in note(_signal_free((22, 22, 900)))
+    assert note(_signal_free((25, 25, 25))) is None
+    with pytest.raises(ValueError, match="'neutral' has 3 distinct texts, fewer than cv=5"):
+        note(_signal_free((30, 3, 30), repeated=0).pipe(lambda d: pd.concat([d, d[d.label == "neutral"]])))
+
+
+def test_normalised_texts_equal_normalise_text():
+    from cxlab.sentiment import _normalised, _prepare
+
+    texts = ["Non mi è piaciuto, ma il resto sì", "OK!", "ok !", "", "   ", "bellissimooo!!! #Top @x",
+             "I don't like it. Great staff", "top 😍"]
+    assert _normalised(_prepare(texts)) == [normalise_text(t) for t in texts]
+    assert _normalised(_prepare(texts), negation=False) == [normalise_text(t, negation=False) for t in texts]
+    assert normalise_text("OK!") == normalise_text("ok !")
+
+
 # --------------------------------------------------------------------------- evaluation, lexicon
 def test_evaluation_numbers_equal_a_hand_computation():
     y = ["negative", "negative", "neutral", "positive", "positive", "positive"]
@@ -321,7 +391,8 @@ def test_airline_tweets_model_beats_the_lexicon():
     model = fitted.evaluate(cv=5)
     lexicon = LexiconSentiment().evaluate(tweets.text, tweets.airline_sentiment)
     print(model, lexicon)
-    assert model.macro_f1 > 0.78            # measured 0.781 (plain TF-IDF + LR: 0.768)
+    assert model.macro_f1 > 0.78            # measured 0.784, 361 repeated tweets kept in one fold
+    #                                         (0.781 with plain folds; plain TF-IDF + LR: 0.768)
     assert lexicon.macro_f1 < 0.50          # measured 0.457
     assert model.report.loc["negative", "recall"] > 0.85
 

@@ -101,6 +101,18 @@ def test_sentiment_is_skipped_with_a_reason():
                         "score": [10] * 58 + [1, 2], "scale": "nps"})
     s = vr.fit_sentiment(few, folds=5)
     assert s.model is not None and s.quality is None and "negative class has only 2" in s.note
+    # the same few answers over and over: a model would score them from their twins
+    same = pd.DataFrame({"text": ["ok", "OK", "ottimo", "bene", "pessimo", "male", "così così", "normale"] * 30,
+                         "score": [8, 8, 10, 9, 1, 2, 7, 7] * 30, "scale": "nps"})
+    s = vr.fit_sentiment(same, folds=3)
+    assert s.model is not None and s.quality is None
+    assert "distinct texts, fewer than cv=3 folds" in s.note
+    varied = pd.DataFrame({"text": [f"{w} {i}" for i in range(30) for w in ("ottimo", "bene", "pessimo", "male",
+                                                                            "così così", "normale")] * 3,
+                           "score": [10, 9, 1, 2, 7, 8] * 90, "scale": "nps"})
+    s = vr.fit_sentiment(varied, folds=3)
+    assert s.quality is None and s.note == ("Model quality not judged: too uniform to judge: 360 of the 540 "
+                                            "texts repeat another one (only 180 distinct).")
 
 
 def test_formats():
