@@ -250,6 +250,7 @@ def run_reports(plan, *, out, date=None, jobs=1, progress=True, starting=None):
             run = exc
         return name, run, time.perf_counter() - started
 
+    out = Path(out).resolve()   # once, before any thread runs
     first = [(n, p) for n, p in plan if n in RUN_FIRST]
     rest = [(n, p) for n, p in plan if n not in RUN_FIRST]
     def announce(name):

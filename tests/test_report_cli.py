@@ -381,3 +381,24 @@ def test_run_reports_pulls_first_then_runs_the_analyses_at_once(tmp_path, monkey
     barrier = threading.Barrier(1)
     assert [n for n, _, _ in cli.run_reports(plan, out=tmp_path, jobs=1)] == ["pull", "b", "c"]
     assert {c[1] for c in calls} == {threading.main_thread().name}
+
+
+def test_a_run_never_changes_the_process_directory(tmp_path, monkeypatch):
+    """Reports run in threads (run_reports): papermill's `cwd=` would chdir the whole process
+    while another thread resolves its paths; the kernel's directory goes by `resources`."""
+    import papermill
+
+    from cxlab._kernel import LocalKernelManager
+
+    seen = {}
+
+    def fake(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake)
+    with pytest.raises(reports.ReportError, match="could not run"):
+        reports.run_notebook("funnel_dropoff", {}, out=tmp_path, progress=False, index=False)
+    assert seen.get("cwd") is None
+    assert seen["resources"]["metadata"]["path"] == str(reports.notebook_path("funnel_dropoff").parents[2])
+    assert seen["kernel_manager_class"] is LocalKernelManager
