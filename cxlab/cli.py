@@ -108,10 +108,8 @@ def _pulled(metrics: dict, workspace: Path) -> str:
 
 
 def _cmd_demo(args) -> int:
-    import time
-
     from .datasets import simulate_journeys, write_simulation
-    from .reports import run_notebook, write_index
+    from .reports import ReportError, report_lock, write_index
 
     # the notebooks run from the project root: paths typed here are relative to where the user is
     raw = Path(args.raw).resolve()
@@ -126,18 +124,21 @@ def _cmd_demo(args) -> int:
         print(f"simulated {args.customers:,} customers on the shipped journey map (seed {args.seed}): "
               f"{len(sim.events):,} events and {len(sim.feedback):,} pieces of feedback, written as "
               f"CSV exports to {_shown(events)} and {_shown(feedback)}")
-    progress = sys.stderr.isatty()  # papermill's bars on a terminal; none in a log
+    plan = []
     for name in _report_names("all"):  # pull first, then every analysis report on the fresh workspace
         params = {"workspace": str(workspace)}
         if name == "pull":
             params.update(events_path=str(events), feedback_path=str(feedback))
-        if not progress:
-            print(f"running the {name} report ...", flush=True)
-        started = time.perf_counter()
-        run = run_notebook(name, params, out=args.out, index=False, progress=progress)
-        if name == "pull":
-            print(f"  {_pulled(run.read_metrics(), workspace)}")
-        print(f"  wrote {_shown(run.html)} ({time.perf_counter() - started:.0f} s)")
+        plan.append((name, params))
+    progress = sys.stderr.isatty() and args.jobs == 1  # papermill's bars on a terminal; none in a log
+    with report_lock(args.out):
+        for name, run, seconds in run_reports(plan, out=args.out, jobs=args.jobs, progress=progress,
+                                              starting=lambda n: print(f"running the {n} report ...", flush=True)):
+            if isinstance(run, ReportError):
+                raise run
+            if name == "pull":
+                print(f"  {_pulled(run.read_metrics(), workspace)}")
+            print(f"  wrote {_shown(run.html)} ({seconds:.0f} s)")
     index = Path(write_index(args.out)).resolve()
     cmd = _this_command()
     print("each report's executed notebook (.ipynb) and headline numbers (.metrics.json) are next to its HTML")
@@ -218,8 +219,67 @@ def _report_plan(args) -> list[tuple[str, dict]]:
     return plan
 
 
+def default_jobs() -> int:
+    """Analysis reports run at once by ``report all`` and the demo: 2 on a machine with 2 or
+    more cores (each report is mostly single-threaded Python between DuckDB queries), else 1."""
+    import os
+
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def run_reports(plan, *, out, date=None, jobs=1, progress=True, starting=None):
+    """Run ``(name, parameters)`` reports; yield ``(name, ReportRun or ReportError, seconds)``
+    in plan order.
+
+    The :data:`RUN_FIRST` reports (the pull) run first, one after the other; when one fails
+    nothing else runs. The analysis reports then run ``jobs`` at a time, each in its own
+    kernel (they only read the workspace, which DuckDB lets several processes open
+    read-only). Papermill's per-notebook bars are shown only when reports run one at a time.
+    ``starting(name)`` is called as each report is started or queued, in plan order. The caller holds the reports lock.
+    """
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .reports import ReportError, run_notebook
+
+    def one(name, params, bar):
+        started = time.perf_counter()
+        try:
+            run = run_notebook(name, params, out=out, date=date, progress=bar, index=False)
+        except ReportError as exc:
+            run = exc
+        return name, run, time.perf_counter() - started
+
+    out = Path(out).resolve()   # once, before any thread runs
+    first = [(n, p) for n, p in plan if n in RUN_FIRST]
+    rest = [(n, p) for n, p in plan if n not in RUN_FIRST]
+    def announce(name):
+        if starting is not None:
+            starting(name)
+
+    for name, params in first:
+        announce(name)
+        result = one(name, params, progress)
+        yield result
+        if isinstance(result[1], ReportError) and len(plan) > 1:
+            return
+    jobs = max(1, min(int(jobs), len(rest) or 1))
+    if jobs == 1:
+        for name, params in rest:
+            announce(name)
+            yield one(name, params, progress)
+        return
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="cxlab-report") as pool:
+        futures = []
+        for name, params in rest:   # announced as queued, in plan order
+            announce(name)
+            futures.append(pool.submit(one, name, params, False))
+        for future in futures:
+            yield future.result()
+
+
 def _cmd_report(args) -> int:
-    from .reports import ReportError, ReportLockedError, report_lock, run_notebook, write_index
+    from .reports import ReportError, ReportLockedError, report_lock, write_index
 
     if args.list:
         return _cmd_report_list()
@@ -234,28 +294,28 @@ def _cmd_report(args) -> int:
     failed = []
     try:
         with report_lock(args.out):
-            steps = plan
+            bar = None
             if len(plan) > 1 and not args.no_progress:
                 from tqdm.auto import tqdm
 
-                steps = tqdm(plan, desc="reports", unit="report")
-            for name, params in steps:
-                if len(plan) > 1:
-                    print(f"running {name}", file=sys.stderr)
-                try:
-                    run = run_notebook(name, params, out=args.out, date=args.date,
-                                       progress=not args.no_progress, index=False)
-                except ReportError as exc:
+                bar = tqdm(total=len(plan), desc="reports", unit="report")
+            starting = (lambda name: print(f"running {name}", file=sys.stderr)) if len(plan) > 1 else None
+            for name, run, _ in run_reports(plan, out=args.out, date=args.date, jobs=args.jobs,
+                                            progress=not args.no_progress, starting=starting):
+                if bar is not None:
+                    bar.update()
+                if isinstance(run, ReportError):
                     failed.append(name)
-                    print(f"cxlab report: error: {exc}", file=sys.stderr)
+                    print(f"cxlab report: error: {run}", file=sys.stderr)
                     if name in RUN_FIRST and len(plan) > 1:
                         skipped = [n for n, _ in plan if n not in RUN_FIRST]
                         print(f"cxlab report: {name} failed, so the workspace may not hold the latest "
                               f"exports: not running {', '.join(skipped)}; the earlier reports are "
                               "unchanged", file=sys.stderr)
-                        break
                     continue
                 print(f"{name}: {Path(run.html).resolve()}")
+            if bar is not None:
+                bar.close()
             index = write_index(args.out)
     except ReportLockedError as exc:
         print(f"cxlab report: error: {exc}", file=sys.stderr)
@@ -374,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", help="folder date YYYY-MM-DD (default: today)")
     p.add_argument("--list", action="store_true", help="list reports and their parameters")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("-j", "--jobs", type=int, default=default_jobs(), metavar="N",
+                   help="analysis reports run at once after the pull, each in its own kernel "
+                        "(default: %(default)s, from the cores; 1 runs them one after the other)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser(
@@ -396,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", default="data/raw/demo")
     p.add_argument("--workspace", default="data/cxlab.duckdb")
     p.add_argument("--out", default="reports")
+    p.add_argument("-j", "--jobs", type=int, default=default_jobs(), metavar="N",
+                   help="analysis reports run at once after the pull (default: %(default)s)")
     p.set_defaults(func=_cmd_demo)
     return parser
 

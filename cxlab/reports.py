@@ -955,8 +955,12 @@ def _run_locked(path: Path, name: str, day: str, params: dict, *, out, kernel, p
         params["metrics_path"] = str(metrics)
         try:
             papermill.execute_notebook(str(path), str(executed), parameters=params,
-                                       kernel_name=kernel, cwd=str(root), progress_bar=progress,
-                                       log_output=False, kernel_manager_class=LocalKernelManager)
+                                       kernel_name=kernel, progress_bar=progress, log_output=False,
+                                       kernel_manager_class=LocalKernelManager,
+                                       # the kernel starts in the project root; papermill's own
+                                       # `cwd=` would chdir this whole process, which races
+                                       # when reports run in threads (cxlab.cli.run_reports)
+                                       resources={"metadata": {"path": str(root)}})
         except PapermillExecutionError as exc:
             failed = day_dir / f"{name}.failed.ipynb"
             if executed.exists():

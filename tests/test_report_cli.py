@@ -339,3 +339,66 @@ def test_report_all_stops_when_its_pull_fails(runs, capsys):
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*")
              if p.is_file() and p.name not in ("index.html", ".lock") and p.parent != day}
     assert after == before  # earlier reports as they were
+
+
+def test_run_reports_pulls_first_then_runs_the_analyses_at_once(tmp_path, monkeypatch):
+    """run_reports: the pull alone first; the analysis reports together (both wait on one
+    barrier, which breaks unless they run at the same time); results in plan order."""
+    import threading
+
+    from cxlab import cli
+
+    barrier, calls = threading.Barrier(2, timeout=20), []
+
+    def fake(name, params, **kw):
+        calls.append((name, threading.current_thread().name, kw["progress"]))
+        if name == "pull":
+            assert barrier.n_waiting == 0
+            if params.get("fail"):
+                raise reports.ReportError("boom", name=name)
+        else:
+            barrier.wait()   # BrokenBarrierError if the other analysis is not running too
+            if name == "b":
+                threading.Event().wait(0.2)   # b finishes after c, and is still yielded first
+        return reports.ReportRun(name=name, date="d", html=tmp_path / f"{name}.html",
+                                 notebook=tmp_path, metrics=tmp_path)
+
+    monkeypatch.setattr(reports, "run_notebook", fake)
+    plan = [("pull", {}), ("b", {}), ("c", {})]
+    started = []
+    out = list(cli.run_reports(plan, out=tmp_path, jobs=2, starting=started.append))
+    assert [name for name, _, _ in out] == ["pull", "b", "c"] == started
+    assert all(isinstance(run, reports.ReportRun) for _, run, _ in out)
+    assert calls[0][1] == threading.main_thread().name and calls[0][2] is True
+    assert {c[2] for c in calls[1:]} == {False}          # no per-notebook bars side by side
+    # a failed pull stops the run: nothing reads a workspace that may be stale
+    calls.clear()
+    out = list(cli.run_reports([("pull", {"fail": True}), ("b", {}), ("c", {})], out=tmp_path, jobs=2))
+    assert [name for name, _, _ in out] == ["pull"] and isinstance(out[0][1], reports.ReportError)
+    assert [c[0] for c in calls] == ["pull"]
+    # one job: one after the other, in the calling thread
+    calls.clear()
+    barrier = threading.Barrier(1)
+    assert [n for n, _, _ in cli.run_reports(plan, out=tmp_path, jobs=1)] == ["pull", "b", "c"]
+    assert {c[1] for c in calls} == {threading.main_thread().name}
+
+
+def test_a_run_never_changes_the_process_directory(tmp_path, monkeypatch):
+    """Reports run in threads (run_reports): papermill's `cwd=` would chdir the whole process
+    while another thread resolves its paths; the kernel's directory goes by `resources`."""
+    import papermill
+
+    from cxlab._kernel import LocalKernelManager
+
+    seen = {}
+
+    def fake(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake)
+    with pytest.raises(reports.ReportError, match="could not run"):
+        reports.run_notebook("funnel_dropoff", {}, out=tmp_path, progress=False, index=False)
+    assert seen.get("cwd") is None
+    assert seen["resources"]["metadata"]["path"] == str(reports.notebook_path("funnel_dropoff").parents[2])
+    assert seen["kernel_manager_class"] is LocalKernelManager
