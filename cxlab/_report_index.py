@@ -27,7 +27,7 @@ table{border-collapse:collapse;font-size:.88rem;margin:.3rem 0}
 th,td{padding:.25rem .6rem;border-bottom:1px solid #e5e5e5;text-align:left;vertical-align:top}
 th{background:#f5f5f5;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#1a7f37;font-weight:600}.failed{color:#c62828;font-weight:600}
-.changed{color:#b35c00;font-weight:600}.nowrap{white-space:nowrap}.noise{color:#555}
+.changed{color:#b35c00;font-weight:600}.better{color:#1a7f37;font-weight:600}.worse{color:#cf222e;font-weight:600}.nowrap{white-space:nowrap}.noise{color:#555}
 .cards{display:flex;flex-wrap:wrap;gap:1rem}
 .card{border:1px solid #ddd;border-radius:6px;padding:.6rem .8rem;width:375px;box-sizing:border-box}
 .card h4{margin:0 0 .3rem;font-size:.95rem;word-break:break-all}
@@ -184,7 +184,11 @@ def _verdict_html(row, basis: str = "run") -> str:
             return '<span class="muted">—<span class="sub">not computed for the previous period</span></span>'
         ptxt += "; vs previous period"
     if v == "changed":
-        return f'<span class="changed">changed<span class="sub">{_e(diff + ptxt)}</span></span>'
+        from .brief import direction_word
+
+        tone = direction_word(str(row["metric"]), row["difference"])   # "better", "worse" or ""
+        word = f"changed: {tone}" if tone else "changed"
+        return f'<span class="{tone or "changed"}">{word}<span class="sub">{_e(diff + ptxt)}</span></span>'
     if v == "within noise":
         why = f"; {row['reason']}" if str(row["reason"]).startswith("n below") else ""
         return f'<span class="noise">within noise<span class="sub">{_e(diff + ptxt + why)}</span></span>'

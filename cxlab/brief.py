@@ -36,11 +36,12 @@ max-width:1100px;font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,san
 <h2 style="margin:0 0 .2rem;font-size:1.25rem;border:0">{{ b.title }}: in brief</h2>
 <p style="margin:0 0 .6rem;color:#555;font-size:.9rem">{{ b.period }}{% if b.compared_with %} · compared with {{ b.compared_with }}{% endif %}</p>
 {% if b.kpis %}<table style="border-collapse:collapse;font-size:.92rem;margin:0 0 .6rem">
-<thead><tr>{% for h in ["", "now", "before", "change"] %}<th style="text-align:{{ 'left' if loop.first else 'right' }};padding:.2rem .7rem;border-bottom:1px solid #ccc;background:#f6f8fa">{{ h }}</th>{% endfor %}</tr></thead>
-<tbody>{% for k in b.kpis %}<tr><td style="padding:.2rem .7rem;border-bottom:1px solid #eee;text-align:left">{{ k.label }}</td>
-<td style="padding:.2rem .7rem;text-align:right;border-bottom:1px solid #eee;font-weight:600">{{ k.value }}</td>
+<thead><tr>{% for h in ["", "now", "based on", "before", "change"] %}<th style="text-align:{{ 'left' if loop.first else 'right' }};padding:.2rem .7rem;border-bottom:1px solid #ccc;background:#f6f8fa">{{ h }}</th>{% endfor %}</tr></thead>
+<tbody>{% for k in b.kpis %}<tr{% if k.thin %} style="color:#8c959f" title="based on fewer than {{ thin_n }}: too few to judge"{% endif %}><td style="padding:.2rem .7rem;border-bottom:1px solid #eee;text-align:left">{{ k.label }}</td>
+<td style="padding:.2rem .7rem;text-align:right;border-bottom:1px solid #eee;{% if not k.thin %}font-weight:600{% endif %}">{{ k.value }}</td>
+<td style="padding:.2rem .7rem;text-align:right;border-bottom:1px solid #eee;color:#555">{{ k.based_on }}</td>
 <td style="padding:.2rem .7rem;text-align:right;border-bottom:1px solid #eee;color:#555">{{ k.previous }}</td>
-<td style="padding:.2rem .7rem;text-align:right;border-bottom:1px solid #eee;{% if k.verdict == 'changed' %}color:#b35c00;font-weight:600{% else %}color:#555{% endif %}">{{ k.change }}</td></tr>{% endfor %}</tbody></table>{% endif %}
+<td style="padding:.2rem .7rem;text-align:right;border-bottom:1px solid #eee;{% if k.tone == 'better' %}color:#1a7f37;font-weight:600{% elif k.tone == 'worse' %}color:#cf222e;font-weight:600{% elif k.verdict == 'changed' %}color:#b35c00;font-weight:600{% else %}color:#555{% endif %}">{{ k.change }}</td></tr>{% endfor %}</tbody></table>{% endif %}
 {% if b.findings %}<ul style="margin:.2rem 0 .6rem 1.1rem;padding:0">{% for f in b.findings %}<li>{{ f }}</li>{% endfor %}</ul>{% endif %}
 {% if b.items %}<table style="border-collapse:collapse;font-size:.92rem;margin:0 0 .6rem">
 <caption style="text-align:left;font-weight:600;padding:.2rem 0">{{ b.items_title }}</caption>
@@ -104,7 +105,8 @@ def render_brief(brief: Brief | dict) -> str:
 
     b = brief if isinstance(brief, Brief) else Brief.from_dict(brief)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    return env.from_string(_TEMPLATE).render(b=b)
+    b.kpis = [{"tone": "", "thin": False, "based_on": "", **k} for k in b.kpis]  # briefs of earlier versions
+    return env.from_string(_TEMPLATE).render(b=b, thin_n=THIN_N)
 
 
 # --------------------------------------------------------------------------- comparing
@@ -175,9 +177,31 @@ def _fmt_stat(v, unit: str, currency: str | None) -> str:
     return _format(v, unit, currency)
 
 
+#: which way is better for each headline KPI the reports write (metric key -> +1: higher is
+#: better, -1: lower is better); a KPI not listed gets no "better"/"worse" word
+BETTER = {"nps": 1, "csat_top2_box": 1, "stars_top2_box": 1, "ces_easy_share": 1, "conversion": 1,
+          "repurchase": 1, "upsell": 1, "care_first_response_hours": -1, "care_resolution_hours": -1,
+          "channel_switching": -1, "cost_to_serve": -1, "leave_rate_worst_step": -1}
+
+#: a KPI figure based on fewer answers or customers than this is shown greyed, "too few to judge"
+THIN_N = 30
+
+
+def direction_word(key: str, difference) -> str:
+    """"better", "worse" or "" (no direction known, or no difference) for a KPI's change."""
+    sign = BETTER.get(key)
+    if sign is None or difference is None or pd.isna(difference) or difference == 0:
+        return ""
+    return "better" if sign * difference > 0 else "worse"
+
+
 def _kpi_rows(current: dict, previous: dict | None, specs: list[tuple[str, str, str]], *, currency,
-              alpha: float) -> list[dict]:
-    """``specs``: (metric key, label, unit). One row per metric present in ``current``."""
+              alpha: float, thin_n: int = THIN_N) -> list[dict]:
+    """``specs``: (metric key, label, unit). One row per metric present in ``current``.
+
+    A row's ``tone`` is ``"better"``/``"worse"`` (see :data:`BETTER`) only for a real change;
+    ``thin`` is True when the figure rests on fewer than ``thin_n`` answers or customers (then
+    no change is called); ``based_on`` is that count."""
     from .reports import compare_with_previous
 
     cmp = {}
@@ -190,8 +214,11 @@ def _kpi_rows(current: dict, previous: dict | None, specs: list[tuple[str, str, 
         if key not in current or not isinstance(current[key], dict) or current[key].get("value") is None:
             continue
         now = current[key]["value"]
+        n = current[key].get("n")
+        thin = n is not None and n < thin_n
         r = cmp.get(key)
         prev = "" if r is None or r["previous"] is None else _fmt_stat(r["previous"], unit, currency)
+        tone = ""
         if not previous:
             change, verdict = "first run", ""
         elif r is None or r["previous"] is None:
@@ -199,12 +226,24 @@ def _kpi_rows(current: dict, previous: dict | None, specs: list[tuple[str, str, 
         else:
             diff = r["difference"]
             d = (f"{100 * diff:+.1f} pts" if unit == "share" else
-                 f"{diff:+.0f}" if unit == "points" else _fmt_stat(diff, unit, currency))
+                 f"{diff:+.0f}" if unit == "points" else
+                 ("+" if diff > 0 else "-" if diff < 0 else "") + _fmt_stat(abs(diff), unit, currency))
             verdict = r["verdict"]
-            change = {"changed": f"{d}, a real change", "within noise": f"{d}, within noise"}.get(
-                verdict, f"{d}, not tested")
+            if verdict == "changed":
+                tone = direction_word(key, diff)
+                change = f"{d}, {tone} (a real change)" if tone else f"{d}, a real change"
+            elif verdict == "within noise" and str(r.get("reason", "")).startswith("n below"):
+                change = f"{d}, too few to tell ({r['reason']})"
+            elif verdict == "within noise":
+                change = f"{d}, within noise"
+            else:
+                change = f"{d}, not tested"
+        if thin:
+            change = f"too few to judge (fewer than {thin_n})"
+            verdict, tone = "", ""
         rows.append({"key": key, "label": label, "value": _fmt_stat(now, unit, currency), "previous": prev,
-                     "change": change, "verdict": verdict})
+                     "change": change, "verdict": verdict, "tone": tone, "thin": bool(thin),
+                     "based_on": f"{int(n):,}" if n is not None else ""})
     return rows
 
 

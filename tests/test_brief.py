@@ -47,11 +47,34 @@ def test_kpi_changes_are_called_only_when_the_test_says_so():
     rows = {r["key"]: r for r in _kpi_rows(now, before, specs, currency=None, alpha=0.05)}
     # 30% vs 27% on 5,000 each: z = 3.3, a change; NPS +2 with se 3 each: z = 0.47, noise
     assert rows["conversion"] | {} == {"key": "conversion", "label": "Conversion", "value": "30.0%",
-                                       "previous": "27.0%", "change": "+3.0 pts, a real change",
-                                       "verdict": "changed"}
+                                       "previous": "27.0%", "change": "+3.0 pts, better (a real change)",
+                                       "verdict": "changed", "tone": "better", "thin": False,
+                                       "based_on": "5,000"}
     assert rows["nps"]["change"] == "+2, within noise" and rows["nps"]["verdict"] == "within noise"
     first = _kpi_rows(now, None, specs, currency=None, alpha=0.05)
     assert [r["change"] for r in first] == ["first run", "first run"]
+
+
+def test_a_real_change_says_better_or_worse_and_thin_figures_are_not_judged():
+    specs = [("leave_rate_worst_step", "Leaving after the form", "share"), ("cost_to_serve", "Cost", "money"),
+             ("conversion", "Conversion", "share"), ("nps", "NPS", "points")]
+    now = {"leave_rate_worst_step": {"value": 0.45, "n": 4000}, "cost_to_serve": {"value": 2.0, "se": 0.02, "n": 900},
+           "conversion": {"value": 0.50, "n": 60}, "nps": {"value": 60.0, "se": 9.0, "n": 12}}
+    before = {"leave_rate_worst_step": {"value": 0.40, "n": 4000}, "cost_to_serve": {"value": 2.5, "se": 0.02, "n": 900},
+              "conversion": {"value": 0.20, "n": 60}, "nps": {"value": 10.0, "se": 9.0, "n": 12}}
+    rows = {r["key"]: r for r in _kpi_rows(now, before, specs, currency="CHF", alpha=0.05)}
+    # leaving up 5 pts on 4,000 each (z = 4.6): worse; cost down CHF 0.50 (z = 18): better
+    assert rows["leave_rate_worst_step"]["tone"] == "worse"
+    assert rows["leave_rate_worst_step"]["change"] == "+5.0 pts, worse (a real change)"
+    assert rows["cost_to_serve"]["tone"] == "better" and rows["cost_to_serve"]["change"].startswith("-CHF 0.50")
+    # 50% vs 20% on 60 each would test as a change (p < 0.001), but n < 100: not called
+    assert rows["conversion"]["verdict"] == "within noise" and "too few to tell" in rows["conversion"]["change"]
+    # 12 answers: greyed, not judged at all
+    assert rows["nps"]["thin"] and rows["nps"]["tone"] == "" and rows["nps"]["verdict"] == ""
+    assert rows["nps"]["change"] == "too few to judge (fewer than 30)"
+    html = render_brief(Brief(title="T", period="P", kpis=list(rows.values())))
+    assert html.count("color:#cf222e") == 1 and html.count("color:#1a7f37") == 1
+    assert html.count('style="color:#8c959f"') == 1                          # the NPS row greyed
 
 
 def test_the_brief_escapes_what_it_shows():

@@ -213,7 +213,7 @@ def test_the_index_compares_a_run_with_its_own_previous_period(planted, tmp_path
     card = page[page.index("<h4>conversion</h4>"):]
     card = card[:card.index("</div>")]
     assert "7 days to 30 Nov 2026" in card and "vs previous period" in card
-    assert 'class="changed">changed' in card and "-0.2" in card  # 0.2 against 0.4: the week's own change
+    assert 'class="worse">changed: worse' in card and "-0.2" in card  # 0.2 against 0.4: the week's own drop
     assert "first run" in card                                   # the all-data run has nothing before it
     odds = page[page.index("<h4>entrants</h4>"):]
     assert "vs previous period" in odds[:odds.index("</div>")]
