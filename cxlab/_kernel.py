@@ -68,3 +68,77 @@ class LocalKernelManager(AsyncKernelManager):
             shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     cleanup_resources = _async_cleanup_resources
+
+
+def notebook_imports(path) -> list[str]:
+    """The modules a notebook's code cells import (``import a.b``, ``from a import b``: ``a.b``
+    and ``a``), in order, for :func:`start_warm_kernel`. Cells that do not parse are skipped."""
+    import ast
+
+    import nbformat
+
+    mods: list[str] = []
+    for cell in nbformat.read(str(path), as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                mods += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                mods.append(node.module)
+                mods += [f"{node.module}.{a.name}" for a in node.names if a.name != "*"]
+    return list(dict.fromkeys(mods))
+
+
+#: what the warm-up imports beside the notebook's own imports: libraries the analyses import
+#: lazily, inside functions, which cost seconds at first use
+WARM_EXTRA = ("sklearn.linear_model", "sklearn.model_selection", "sklearn.metrics", "statsmodels.api",
+              "scipy.stats", "matplotlib_inline.backend_inline")
+
+
+def start_warm_kernel(kernel_name: str, *, cwd, modules=()) -> LocalKernelManager:
+    """Start a report kernel in ``cwd`` and import ``modules`` in it, before its notebook runs.
+
+    The imports run silently inside a function (no name lands in the notebook's namespace,
+    the execution count stays at 0, nothing reaches the executed notebook); a module that
+    fails to import is skipped (the notebook's own import then reports the error). Hand the
+    manager to papermill as ``km=``; the caller shuts it down (:func:`shutdown_kernel`).
+    """
+    from jupyter_core.utils import run_sync
+
+    km = LocalKernelManager(kernel_name=kernel_name)
+    run_sync(km.start_kernel)(cwd=str(cwd))
+    code = ("def __cxlab_warm(mods):\n    import importlib\n    for m in mods:\n        try:\n"
+            "            importlib.import_module(m)\n        except Exception:\n            pass\n"
+            f"__cxlab_warm({list(modules)!r})\ndel __cxlab_warm\n")
+    try:
+        kc = km.blocking_client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=60)
+            msg_id = kc.execute(code, silent=True, store_history=False)
+            while True:
+                reply = kc.get_shell_msg(timeout=300)
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    break
+        finally:
+            kc.stop_channels()
+    except BaseException:
+        shutdown_kernel(km)
+        raise
+    return km
+
+
+def shutdown_kernel(km: LocalKernelManager) -> None:
+    """Shut a kernel started by :func:`start_warm_kernel` down and remove its sockets."""
+    from jupyter_core.utils import run_sync
+
+    try:
+        if run_sync(km.is_alive)():
+            run_sync(km.shutdown_kernel)(now=False)
+    finally:
+        run_sync(km.cleanup_resources)()
