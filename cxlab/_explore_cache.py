@@ -15,7 +15,10 @@ What: nothing but what the page shows, in formats that load without running code
 - ``meta.json``: the key's inputs, small values, and the size and sha256 of every other
   file (a file that does not match is damaged);
 - ``base.parquet`` and ``dropoff_model.parquet``: the whole-journey pain-point table and its
-  drop-off model summary; ``funnel.parquet``, ``conversion.parquet``: the funnel cubes;
+  drop-off model summary;
+- ``customers.npz``: per customer (an integer code, no id) the channel and segment of the
+  first event, the channels and segments ever used (a boolean matrix), the funnel steps
+  reached, the funnel entry day and conversion: what a channel or segment filter picks;
 - ``feedback.parquet``: the scored feedback's display columns
   (:data:`cxlab.explore.FEEDBACK_COLUMNS`: verbatims masked, no raw text, no customer or
   feedback id, no property column);
@@ -50,16 +53,15 @@ import pandas as pd
 STAGES = ("fitting the text-sentiment model on the team's rated feedback",
           "scoring the journey's pain points (drop-off model)",
           "scoring and masking the feedback",
+          "indexing each customer's channels, segments and funnel steps",
           "counting who reached each touchpoint",
-          "counting the funnel by channel, segment and day",
           "indexing the complaint terms",
           "keeping the aggregates with the workspace for the next page")
 READING = "reading the aggregates kept with the workspace"
 WAITING = "waiting for another page that is building the same aggregates"
-FORMAT = 1
+FORMAT = 2
 KEEP = 4          # key folders kept per workspace (the newest)
-_FILES = ("base.parquet", "dropoff_model.parquet", "feedback.parquet", "funnel.parquet", "conversion.parquet",
-          "reach.npz", "terms.npz")
+_FILES = ("base.parquet", "dropoff_model.parquet", "feedback.parquet", "customers.npz", "reach.npz", "terms.npz")
 
 
 class CacheDamaged(Exception):
@@ -271,8 +273,7 @@ def _write_state(d: Path, state: dict) -> dict:
     (model if isinstance(model, pd.DataFrame) else pd.DataFrame()).reset_index(drop=True).to_parquet(
         d / "dropoff_model.parquet", index=False)
     state["feedback"].to_parquet(d / "feedback.parquet", index=False)
-    state["funnel"].to_parquet(d / "funnel.parquet", index=False)
-    state["conversion"].to_parquet(d / "conversion.parquet", index=False)
+    np.savez(d / "customers.npz", **state["customers"].arrays())
     np.savez(d / "reach.npz", **state["reach"].arrays())
     X, vocab, neg = state["terms"]
     if X is None:
@@ -287,13 +288,14 @@ def _write_state(d: Path, state: dict) -> dict:
         model_file = "sentiment.npz"
     return {"format": FORMAT, "base_attrs": {k: _jsonable(v) for k, v in attrs.items()},
             "value_given": _jsonable(state["value_given"]), "reach": state["reach"].meta(),
+            "customers": state["customers"].meta(),
             "sentiment": model_file, "object_columns": objects}
 
 
 def _read_state(d: Path, meta: dict) -> dict:
     from scipy import sparse
 
-    from .explore import FEEDBACK_COLUMNS, _ReachIndex
+    from .explore import FEEDBACK_COLUMNS, _Customers, _ReachIndex
 
     def objects(frame, name):
         """Columns written from object dtype come back as such (missing as None, not NaN)."""
@@ -311,6 +313,10 @@ def _read_state(d: Path, meta: dict) -> dict:
         raise CacheDamaged("feedback.parquet has other columns")
     with np.load(d / "reach.npz", allow_pickle=False) as z:
         reach = _ReachIndex.from_saved({k: z[k] for k in _ReachIndex.ARRAYS}, meta["reach"])
+    with np.load(d / "customers.npz", allow_pickle=False) as z:
+        customers = _Customers.from_saved({k: z[k] for k in _Customers.ARRAYS}, meta["customers"])
+    if customers.n != reach.n_customers or (len(f) and int(f["_cust"].max()) >= customers.n):
+        raise CacheDamaged("customers.npz, reach.npz and feedback.parquet disagree")
     with np.load(d / "terms.npz", allow_pickle=False) as z:
         neg = z["neg"]
         if "data" in z:
@@ -329,5 +335,4 @@ def _read_state(d: Path, meta: dict) -> dict:
         sentiment = FittedSentiment.load(d / meta["sentiment"])   # validates; ModelFileError -> damaged
     value = meta.get("value_given")
     return {"sentiment_model": sentiment, "base": base, "value_given": value, "feedback": f, "reach": reach,
-            "funnel": pd.read_parquet(d / "funnel.parquet"), "conversion": pd.read_parquet(d / "conversion.parquet"),
-            "terms": (X, vocab, neg)}
+            "customers": customers, "terms": (X, vocab, neg)}

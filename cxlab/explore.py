@@ -3,29 +3,40 @@
 :class:`ExplorerData` reads a workspace (or events and feedback frames) once: it fits the
 text-sentiment model, scores every verbatim, computes the whole-journey pain-point table
 (:func:`cxlab.painpoints.pain_points`, drop-off model included), and keeps small
-aggregates: who reached which touchpoint on which day through which channel (computed
-in the engine, held as sorted arrays), and the funnel counted by entry channel, segment and day.
+aggregates: who reached which touchpoint on which day, and per customer the channels and
+segments used and how far the funnel went (computed in the engine, held as arrays).
 A selection (moment of truth, touchpoints, channels, segments, a date range) is then answered
 from those aggregates in milliseconds instead of from the raw events.
 
 What a selection means
 ----------------------
-``channels``, ``segments`` and ``start``/``end`` (dates, ``start <= day < end + 1 day``)
-filter the events and the feedback the way :func:`~cxlab.painpoints.pain_points` does when
-handed the filtered tables: events of those channels, segments and days; feedback given
-through those channels on those days by customers of those segments (a customer's segment
-is that of their first event). ``moment`` and ``touchpoints`` then pick the rows to show;
-q-values are always over the whole journey's touchpoints, as in ``pain_points``.
+``channels`` and ``segments`` pick *customers*, and their whole journeys stay whole: every
+event and every piece of feedback of the picked customers, whatever its channel, so a
+customer who bought on the web and used the app afterwards is a converter under "app" too.
+``rule`` says how: ``"ever"`` (default) picks customers with at least one event through one
+of the channels (and one in one of the segments); ``"entry"`` picks them by the channel
+(and segment) of their first event (the smallest among events at the same instant).
+Feedback of no known customer (no id, or an id without events) is picked by its own
+channel, and by no segment. ``start``/``end`` (dates, ``start <= day < end + 1 day``) then
+keep the events and feedback of those days. :func:`customers_of` gives the picked customers
+from the engine; :meth:`ExplorerData.filtered` gives the selection's tables.
+``moment`` and ``touchpoints`` then pick the rows to show; q-values are always over the
+whole journey's touchpoints, as in ``pain_points``.
 
 For every selection the table's voice columns (scores, negative share, text sentiment, their
-tests) and the reach columns (``reached``, and ``at_risk``/``left``/``left_after`` of
-touchpoints outside the funnel) equal ``pain_points`` on the filtered tables. Two things
-are read from cheaper aggregates until :meth:`ExplorerData.refit` is asked for:
+tests) and the reach columns (``reached``, ``at_risk``, ``left``, ``left_after``) equal
+``pain_points`` on the filtered tables. Two things are read from cheaper aggregates until
+:meth:`ExplorerData.refit` is asked for:
 
 - the drop-off odds ratios come from the whole-journey model (``attrs["behaviour"] ==
   "whole journey"``); ``refit`` fits the model on the selection (seconds) and caches it;
-- ``left``/``left_after`` of the funnel steps follow :func:`cxlab.funnel.funnel`'s ``by=``
-  rule: a customer belongs to the channel, segment and day of their funnel entry.
+- under a date range, ``left``/``left_after`` of the funnel steps count the picked customers
+  whose funnel entry falls within the days (:func:`cxlab.funnel.funnel`'s ``by=`` rule for a
+  day), each with the whole journey after the entry.
+
+The per-customer aggregates (first and ever-used channels and segments, funnel depth, entry
+day, conversion) are computed once in the engine and kept with the other aggregates
+(:mod:`cxlab._explore_cache`), so a filter change is a few vectorised passes.
 
 With no filter, or after ``refit``, the table is exactly ``pain_points`` for the selection.
 """
@@ -41,7 +52,7 @@ import pandas as pd
 from .journey import JourneyMap
 from .stats import wilson_ci
 
-__all__ = ["ExplorerData", "Selection", "MOMENTS"]
+__all__ = ["ExplorerData", "Selection", "MOMENTS", "RULES", "customers_of"]
 
 MOMENTS = ("ZMOT", "FMOT", "SMOT", "UMOT")
 
@@ -56,14 +67,24 @@ class Selection:
     segments: tuple | None = None
     start: pd.Timestamp | None = None
     end: pd.Timestamp | None = None        # inclusive day
+    rule: str | None = None                # "entry" or "ever" (None when no channel or segment is picked)
 
     def filter_key(self) -> tuple:
-        return (self.channels, self.segments, self.start, self.end)
+        return (self.channels, self.segments, self.start, self.end, self.rule)
 
     @property
     def filtered(self) -> bool:
         """Whether channels, segments or dates narrow the data (moment and touchpoints do not)."""
-        return self.filter_key() != (None, None, None, None)
+        return self.filter_key() != (None, None, None, None, None)
+
+    @property
+    def customers_picked(self) -> bool:
+        """Whether a channel or segment picks customers."""
+        return self.channels is not None or self.segments is not None
+
+
+#: how a channel or segment picks customers: (value, words for the page)
+RULES = (("ever", "ever used"), ("entry", "first came through"))
 
 
 def _day(value) -> pd.Timestamp | None:
@@ -72,12 +93,6 @@ def _day(value) -> pd.Timestamp | None:
     ts = pd.Timestamp(value)
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return ts.normalize()
-
-
-def _cube(table: pd.DataFrame) -> pd.DataFrame:
-    """A funnel counted by entry channel, segment and day, its keys typed once for filtering."""
-    return table.assign(_ch=table["_ch"].astype("str"), _sg=table["_sg"].astype("str"),
-                        _day=pd.to_datetime(table["_day"], utc=True))
 
 
 def _levels(values) -> tuple | None:
@@ -103,7 +118,7 @@ def _feedback_of(data) -> pd.DataFrame | None:
 
 #: the feedback columns the panels read (no raw text, no customer or feedback id, no property)
 FEEDBACK_COLUMNS = ("ts", "touchpoint", "channel", "score", "scale", "_norm", "_neg", "_sent", "_seg", "_day",
-                    "_masked", "_channel_s", "_seg_s")
+                    "_masked", "_channel_s", "_seg_s", "_cust")
 
 
 def _display_feedback(raw: pd.DataFrame, sentiment_model) -> pd.DataFrame:
@@ -117,7 +132,7 @@ def _display_feedback(raw: pd.DataFrame, sentiment_model) -> pd.DataFrame:
         f["_masked"] = mask_pii(f["text"]) if len(f) else f["text"]
     else:
         f["_masked"] = None
-    return f[list(FEEDBACK_COLUMNS)].reset_index(drop=True)
+    return f[[c for c in FEEDBACK_COLUMNS if c != "_cust"]].reset_index(drop=True)
 
 
 def _term_index(f: pd.DataFrame):
@@ -241,12 +256,12 @@ class ExplorerData:
         bar.done(len(STAGES))
         self._cache: OrderedDict = OrderedDict()
         self._refits: dict = {}
+        self._picks: dict = {}
 
     def _build(self, t, bar, sentiment_model, value_per_customer, window) -> dict:
         """Every aggregate, computed from the workspace (the stages of ``STAGES``)."""
         import ibis
 
-        from .funnel import funnel
         from .painpoints import fit_voice_model, pain_points
 
         jm, alpha, segment = self.journey, self.alpha, self.segment
@@ -270,31 +285,28 @@ class ExplorerData:
         f = _display_feedback(raw, sentiment_model)
         self._raw = raw
 
-        # 4. reach: customer x touchpoint x channel x segment x day, first time (engine, then arrays)
+        # 4. who each customer is: entry and ever-used channels and segments, funnel steps (engine)
         bar.stage(3)
+        customers, ids = _Customers.from_table(t, journey=jm, segment=segment, has_channel=self.has_channel,
+                                               window=self.window)
+        f["_cust"] = _codes(ids, raw["customer_id"] if "customer_id" in raw.columns else None, len(raw))
+
+        # 5. reach: customer x touchpoint x day, first time (engine, then arrays)
+        bar.stage(4)
         tps = list(jm.touchpoints)
-        ch = t.channel.cast("string") if self.has_channel else ibis.literal("")
-        sg = t[segment].cast("string") if segment else ibis.literal("")
         ev = t.filter(t.touchpoint.isin(tps))
-        ev = ev.mutate(_ch=ch, _sg=sg, _day=ev.ts.truncate("D"))
+        ev = ev.mutate(_day=ev.ts.truncate("D"))
         values = ({"vsum": ev.value.cast("float64").sum(), "vn": ev.value.count()} if "value" in ev.columns
                   else {"vsum": ibis.literal(0.0).sum(), "vn": ibis.literal(0).sum()})
-        reach = (ev.group_by(["customer_id", "touchpoint", "_ch", "_sg", "_day"])
+        reach = (ev.group_by(["customer_id", "touchpoint", "_day"])
                  .aggregate(first=ev.ts.min(), **values).to_pyarrow())
-        reach = _ReachIndex.from_table(reach, tps, jm.conversion)
-
-        # 5. funnel and conversion counted by entry channel, segment and day
-        bar.stage(4)
-        keyed = t.mutate(_ch=ch, _sg=sg, _day=t.ts.truncate("D"))
-        funnel_cube = _cube(funnel(keyed, journey=jm, window=self.window, by=["_ch", "_sg", "_day"], alpha=alpha))
-        conversion = _cube(funnel(keyed, journey=jm, steps=[jm.funnel[0], jm.conversion], window=self.window,
-                                  by=["_ch", "_sg", "_day"], alpha=alpha))
+        reach = _ReachIndex.from_table(reach, tps, jm.conversion, ids)
 
         # 6. the complaint terms' document-term matrix (built from masked text)
         bar.stage(5)
         terms = _term_index(raw)
         return {"sentiment_model": sentiment_model, "base": base, "value_given": value_per_customer,
-                "feedback": f, "reach": reach, "funnel": funnel_cube, "conversion": conversion, "terms": terms}
+                "feedback": f[list(FEEDBACK_COLUMNS)], "reach": reach, "customers": customers, "terms": terms}
 
     def _set_state(self, state: dict) -> None:
         self.sentiment_model = state["sentiment_model"]
@@ -303,11 +315,11 @@ class ExplorerData:
         self.value_per_customer = self.base.attrs["value_per_customer"]
         self.feedback = state["feedback"]
         self._reach = state["reach"]
-        self._funnel, self._conversion = state["funnel"], state["conversion"]
+        self._customers = state["customers"]
         self._terms_cache = state["terms"]
         self.first_day, self.last_day = self._reach.first_day, self._reach.last_day
-        self.channels = self._reach.channels if self.has_channel else ()
-        self.segments = self._reach.segments if self.segment else ()
+        self.channels = self._customers.channels if self.has_channel else ()
+        self.segments = self._customers.segments if self.segment else ()
 
     def _keyed_feedback(self, t, fb: pd.DataFrame) -> pd.DataFrame:
         """The feedback with the keys a selection filters on: ``_seg`` (the customer's first
@@ -336,9 +348,13 @@ class ExplorerData:
 
     # ------------------------------------------------------------------ selection helpers
     def selection(self, *, moment=None, touchpoints=None, channels=None, segments=None, start=None,
-                  end=None) -> Selection:
+                  end=None, rule="ever") -> Selection:
         """A normalised :class:`Selection`: levels sorted, everything-selected becomes None,
-        unknown values refused with the known ones."""
+        unknown values refused with the known ones. ``rule``: how channels and segments pick
+        customers, ``"ever"`` (ever used the channel, ever in the segment) or ``"entry"`` (the
+        channel and segment of the customer's first event)."""
+        if rule not in dict(RULES):
+            raise ValueError(f"rule={rule!r}: one of {[r for r, _ in RULES]} (ever used, or entered through)")
         if moment is not None and moment not in self.journey.moment_ids:
             raise ValueError(f"moment={moment!r} is not a moment of the journey map: one of "
                              f"{list(self.journey.moment_ids)} (or None for the whole journey)")
@@ -362,32 +378,54 @@ class ExplorerData:
             unknown = [x for x in touchpoints if x not in self.journey.touchpoints]
             if unknown:
                 raise ValueError(f"touchpoints: {unknown[0]!r} is not in the journey map")
-        return Selection(moment, touchpoints, channels, segments, start, end)
+        return Selection(moment, touchpoints, channels, segments, start, end,
+                         rule if channels is not None or segments is not None else None)
+
+    def _picked(self, sel: Selection) -> np.ndarray | None:
+        """The customers the selection's channels and segments pick (None: all), cached."""
+        if not sel.customers_picked:
+            return None
+        key = (sel.channels, sel.segments, sel.rule)
+        got = self._picks.get(key)
+        if got is None:
+            got = self._customers.mask(sel)
+            self._picks[key] = got
+            if len(self._picks) > 32:
+                self._picks.pop(next(iter(self._picks)))
+        return got
+
+    def describe(self, sel: Selection) -> str:
+        """The selection's customers in plain words, e.g. "Customers who ever used: app"."""
+        if not sel.customers_picked:
+            return "All customers"
+        verb = dict(RULES)[sel.rule]
+        parts = []
+        if sel.channels is not None:
+            parts.append(f"{verb}: {', '.join(sel.channels)}")
+        if sel.segments is not None:
+            parts.append(("ever in segment" if sel.rule == "ever" else "first seen in segment")
+                         + f": {', '.join(sel.segments)}")
+        return "Customers who " + "; ".join(parts)
 
     def _feedback_mask(self, sel: Selection, f: pd.DataFrame | None = None) -> np.ndarray:
+        """The selection's feedback: that of the picked customers (every channel), and feedback
+        of no known customer by its own channel (no segment can be known for it); in the days."""
         f = self.feedback if f is None else f
         m = np.ones(len(f), dtype=bool)
-        if sel.channels is not None:
-            m &= f["_channel_s"].isin(sel.channels).to_numpy()
-        if sel.segments is not None:
-            m &= f["_seg_s"].isin(sel.segments).to_numpy()
+        picked = self._picked(sel)
+        if picked is not None:
+            cust = f["_cust"].to_numpy()
+            known = cust >= 0
+            mc = np.zeros(len(f), dtype=bool)
+            mc[known] = picked[cust[known]]
+            if sel.segments is None:
+                mc[~known] = np.isin(f["_channel_s"].to_numpy(dtype=object)[~known], list(sel.channels))
+            m &= mc
         if sel.start is not None:
             m &= (f["_day"] >= sel.start).to_numpy()
         if sel.end is not None:
             m &= (f["_day"] <= sel.end).to_numpy()
         return m
-
-    def _cube_rows(self, cube: pd.DataFrame, sel: Selection) -> pd.DataFrame:
-        m = np.ones(len(cube), dtype=bool)
-        if sel.channels is not None:
-            m &= cube["_ch"].isin(sel.channels).to_numpy()
-        if sel.segments is not None:
-            m &= cube["_sg"].isin(sel.segments).to_numpy()
-        if sel.start is not None:
-            m &= (cube["_day"] >= sel.start).to_numpy()
-        if sel.end is not None:
-            m &= (cube["_day"] <= sel.end).to_numpy()
-        return cube[m]
 
     def rows_for(self, table: pd.DataFrame, sel: Selection) -> pd.DataFrame:
         """The rows of a journey-wide table that the moment and touchpoints pick."""
@@ -424,7 +462,7 @@ class ExplorerData:
 
         jm = self.journey
         tps = list(jm.touchpoints)
-        reach, conv_value = self._reach.counts(sel)
+        reach, conv_value = self._reach.counts(sel, self._picked(sel))
         rows = pd.DataFrame({"moment": [jm.moment_of(x) for x in tps], "touchpoint": tps})
         rows = rows.merge(reach[["touchpoint", "reached"]], on="touchpoint", how="left")
         rows["reached"] = rows["reached"].fillna(0).astype("int64")
@@ -483,30 +521,39 @@ class ExplorerData:
     def filtered(self, sel: Selection):
         """The selection's events (Ibis table) and feedback (DataFrame, canonical columns):
         what :func:`~cxlab.painpoints.pain_points` is given for the same selection."""
-        t = self._events
-        if sel.channels is not None:
-            t = t.filter(t.channel.cast("string").isin(list(sel.channels)))
-        if sel.segments is not None:
-            t = t.filter(t[self.segment].cast("string").isin(list(sel.segments)))
+        t = all_events = self._events
+        raw = self._raw_feedback()
+        m = np.ones(len(raw), dtype=bool)
+        if sel.customers_picked:
+            who = customers_of(t, channels=sel.channels, segments=sel.segments, rule=sel.rule,
+                               segment=self.segment)
+            t = t.filter(t.customer_id.isin(who.customer_id))
+            ids = set(who.to_pandas()["customer_id"].astype("str"))
+            known = set(all_events.select("customer_id").distinct().to_pandas()["customer_id"].astype("str"))
+            cid = (raw["customer_id"].astype("str").where(raw["customer_id"].notna(), None)
+                   if "customer_id" in raw.columns else pd.Series([None] * len(raw), dtype=object))
+            m = cid.isin(ids).to_numpy().copy()
+            if sel.segments is None:
+                m |= (~cid.isin(known)).to_numpy() & raw["_channel_s"].isin(sel.channels).to_numpy()
         if sel.start is not None:
             t = t.filter(t.ts >= sel.start)
+            m &= (raw["_day"] >= sel.start).to_numpy()
         if sel.end is not None:
             t = t.filter(t.ts < sel.end + pd.Timedelta(days=1))
-        raw = self._raw_feedback()
-        f = raw[self._feedback_mask(sel, raw)]
+            m &= (raw["_day"] <= sel.end).to_numpy()
+        f = raw[m]
         keep = [c for c in f.columns if not c.startswith("_")]
         return t, f[keep].reset_index(drop=True)
 
     def funnel_table(self, sel: Selection) -> pd.DataFrame:
-        """The journey funnel for customers whose entry matches the selection's filters:
-        step, touchpoint, moment, n, rate and step rate with Wilson intervals, dropped."""
-        return self._sum_funnel(self._funnel, sel)
-
-    def _sum_funnel(self, cube: pd.DataFrame, sel: Selection) -> pd.DataFrame:
-        part = self._cube_rows(cube, sel)
-        steps = cube[["step", "touchpoint", "moment"]].drop_duplicates("step").sort_values("step")
-        n = part.groupby("step")["n"].sum().reindex(steps["step"], fill_value=0).to_numpy("int64")
-        out = steps.reset_index(drop=True).assign(n=n)
+        """The journey funnel of the selection's customers whose funnel entry falls within its
+        days (their whole journey counts, every channel): step, touchpoint, moment, n, rate and
+        step rate with Wilson intervals, dropped."""
+        jm = self.journey
+        k = len(jm.funnel)
+        n, _ = self._customers.funnel_counts(sel, self._picked(sel), k)
+        out = pd.DataFrame({"step": np.arange(1, k + 1), "touchpoint": list(jm.funnel),
+                            "moment": [jm.moment_of(x) for x in jm.funnel], "n": n})
         first = n[0] if len(n) else 0
         prev = np.concatenate([[first], n[:-1]])
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -516,6 +563,10 @@ class ExplorerData:
         out["step_ci_low"], out["step_ci_high"] = wilson_ci(n, prev, alpha=self.alpha)
         out["dropped"] = prev - n
         return out
+
+    def customer_count(self, sel: Selection) -> int:
+        """The selection's customers with a contact at a touchpoint of the map in its days."""
+        return self._reach.customers(sel, self._picked(sel))
 
     def kpis(self, sel: Selection) -> dict:
         """NPS, CSAT (top-2 box of CSAT or star ratings) and conversion for the selection,
@@ -545,8 +596,8 @@ class ExplorerData:
             out["CSAT"] = {"value": k / n, "ci_low": float(lo), "ci_high": float(hi), "n": n}
         else:
             out["CSAT"] = None
-        conv = self._sum_funnel(self._conversion, sel)
-        n0, n1 = int(conv["n"].iloc[0]), int(conv["n"].iloc[-1])
+        steps, n1 = self._customers.funnel_counts(sel, self._picked(sel), len(self.journey.funnel))
+        n0 = int(steps[0]) if len(steps) else 0
         if n0:
             lo, hi = wilson_ci(n1, n0, alpha=self.alpha)
             out["Conversion"] = {"value": n1 / n0, "ci_low": float(lo), "ci_high": float(hi), "n": n0}
@@ -589,40 +640,35 @@ class ExplorerData:
 
 
 class _ReachIndex:
-    """Who reached which touchpoint, when, through which channel, in which segment: one row
-    per customer x touchpoint x channel x segment x day with the first time, held as numpy
-    arrays sorted by (touchpoint, customer, first time). A selection's reach, at-risk and
-    left counts are then one masked pass over the arrays (no sort, no hash)."""
+    """Who reached which touchpoint, when: one row per customer x touchpoint x day with the
+    first time, held as numpy arrays sorted by (touchpoint, customer, first time); customers
+    are the codes of :class:`_Customers`. A selection's reach, at-risk and left counts are
+    then one masked pass over the arrays (no sort, no hash)."""
 
-    ARRAYS = ("tp", "cid", "ch", "sg", "day", "first", "vsum", "vn")
+    ARRAYS = ("tp", "cid", "day", "first", "vsum", "vn")
 
-    def __init__(self, arrays: dict, *, touchpoints, channels, segments, n_customers, conv, first_day, last_day):
+    def __init__(self, arrays: dict, *, touchpoints, n_customers, conv, first_day, last_day):
         for name in self.ARRAYS:
             setattr(self, name, arrays[name])
         self.touchpoints = list(touchpoints)
-        self.channels, self.segments = tuple(channels), tuple(segments)
         self.n_customers, self.conv = int(n_customers), int(conv)
         self.first_day, self.last_day = first_day, last_day
 
     @classmethod
-    def from_table(cls, table, touchpoints, conversion) -> _ReachIndex:
-        """From the engine's rows (customer_id, touchpoint, _ch, _sg, _day, first, vsum, vn)."""
+    def from_table(cls, table, touchpoints, conversion, ids: pd.Index) -> _ReachIndex:
+        """From the engine's rows (customer_id, touchpoint, _day, first, vsum, vn)."""
         frame = table.to_pandas()
         touchpoints = list(touchpoints)
         tp = pd.Categorical(frame["touchpoint"], categories=touchpoints).codes.astype(np.int16)
-        cid, _ = pd.factorize(frame["customer_id"])
-        ch_codes, ch_levels = pd.factorize(frame["_ch"].astype("str"), sort=True)
-        sg_codes, sg_levels = pd.factorize(frame["_sg"].astype("str"), sort=True)
+        cid = ids.get_indexer(frame["customer_id"].astype("str").to_numpy(dtype=object)).astype(np.int64)
         day = pd.to_datetime(frame["_day"], utc=True).dt.as_unit("ns")
-        first = pd.to_datetime(frame["first"], utc=True).astype("int64").to_numpy()
+        first = pd.to_datetime(frame["first"], utc=True).dt.as_unit("ns").astype("int64").to_numpy()
         order = np.lexsort((first, cid, tp))
-        arrays = {"tp": tp[order], "cid": cid[order].astype(np.int64),
-                  "ch": ch_codes[order].astype(np.int16), "sg": sg_codes[order].astype(np.int16),
+        arrays = {"tp": tp[order], "cid": cid[order],
                   "day": day.astype("int64").to_numpy()[order], "first": first[order],
                   "vsum": frame["vsum"].fillna(0).to_numpy("float64")[order],
                   "vn": frame["vn"].fillna(0).to_numpy("float64")[order]}
-        return cls(arrays, touchpoints=touchpoints, channels=map(str, ch_levels), segments=map(str, sg_levels),
-                   n_customers=int(cid.max()) + 1 if len(cid) else 0,
+        return cls(arrays, touchpoints=touchpoints, n_customers=len(ids),
                    conv=touchpoints.index(conversion) if conversion in touchpoints else -1,
                    first_day=_day(day.min()) if len(day) else None,
                    last_day=_day(day.max()) if len(day) else None)
@@ -632,8 +678,7 @@ class _ReachIndex:
 
     def meta(self) -> dict:
         """Everything but the arrays, as JSON-ready values."""
-        return {"touchpoints": self.touchpoints, "channels": list(self.channels), "segments": list(self.segments),
-                "n_customers": self.n_customers, "conv": self.conv,
+        return {"touchpoints": self.touchpoints, "n_customers": self.n_customers, "conv": self.conv,
                 "first_day": None if self.first_day is None else self.first_day.isoformat(),
                 "last_day": None if self.last_day is None else self.last_day.isoformat()}
 
@@ -642,30 +687,29 @@ class _ReachIndex:
         n = {len(arrays[name]) for name in cls.ARRAYS}
         if len(n) != 1:
             raise ValueError(f"reach arrays of different lengths: {sorted(n)}")
-        return cls(arrays, touchpoints=meta["touchpoints"], channels=meta["channels"], segments=meta["segments"],
-                   n_customers=meta["n_customers"], conv=meta["conv"],
+        return cls(arrays, touchpoints=meta["touchpoints"], n_customers=meta["n_customers"], conv=meta["conv"],
                    first_day=None if meta["first_day"] is None else _day(meta["first_day"]),
                    last_day=None if meta["last_day"] is None else _day(meta["last_day"]))
 
-    def _mask(self, sel: Selection) -> np.ndarray:
-        m = np.ones(len(self.tp), dtype=bool)
-        if sel.channels is not None:
-            ok = np.isin(np.array(self.channels, dtype=object), list(sel.channels))
-            m &= ok[self.ch]
-        if sel.segments is not None:
-            ok = np.isin(np.array(self.segments, dtype=object), list(sel.segments))
-            m &= ok[self.sg]
+    def _mask(self, sel: Selection, picked: np.ndarray | None) -> np.ndarray:
+        m = np.ones(len(self.tp), dtype=bool) if picked is None else picked[self.cid]
         if sel.start is not None:
             m &= self.day >= sel.start.value
         if sel.end is not None:
             m &= self.day <= sel.end.value
         return m
 
-    def counts(self, sel: Selection) -> tuple[pd.DataFrame, float]:
+    def customers(self, sel: Selection, picked: np.ndarray | None) -> int:
+        """Customers with at least one contact at a touchpoint of the map within the selection."""
+        m = self._mask(sel, picked)
+        return int(np.count_nonzero(np.bincount(self.cid[m], minlength=1)))
+
+    def counts(self, sel: Selection, picked: np.ndarray | None = None) -> tuple[pd.DataFrame, float]:
         """Per touchpoint: ``reached`` (customers), ``at_risk`` (reached it before converting,
         or never converted) and ``left`` (never converted), as pain_points counts them on the
-        filtered events; and the mean conversion value (1.0 without values)."""
-        m = self._mask(sel)
+        filtered events; and the mean conversion value (1.0 without values). ``picked``: the
+        customers a channel or segment picked (their every contact counts)."""
+        m = self._mask(sel, picked)
         tp, cid, first = self.tp[m], self.cid[m], self.first[m]
         k = len(self.touchpoints)
         if len(tp) == 0:
@@ -687,3 +731,150 @@ class _ReachIndex:
         vm = m & (self.tp == self.conv)
         vn = self.vn[vm].sum()
         return out, (float(self.vsum[vm].sum() / vn) if vn else 1.0)
+
+def _codes(ids: pd.Index, values, n: int) -> np.ndarray:
+    """The customer code of each value (-1: not a customer of the events, or missing)."""
+    if values is None or len(ids) == 0:
+        return np.full(n, -1, dtype=np.int64)
+    s = pd.Series(values).astype("str").where(pd.Series(values).notna().to_numpy(), None)
+    return ids.get_indexer(s.to_numpy(dtype=object)).astype(np.int64)
+
+
+def _customer_keys(t, segment, has_channel):
+    """The events with ``_ch`` and ``_sg`` (strings; a missing channel is ``unknown``)."""
+    import ibis
+
+    ch = t.channel.cast("string").fill_null("unknown") if has_channel else ibis.literal("")
+    sg = t[segment].cast("string").fill_null("unknown") if segment else ibis.literal("")
+    return t.select("customer_id", "ts", "touchpoint", _ch=ch, _sg=sg)
+
+
+def _entry_keys(k):
+    """Per customer, the channel and segment of the first event (the smallest among ties)."""
+    first = k.group_by("customer_id").aggregate(_fts=k.ts.min())
+    j = k.join(first, (k.customer_id == first.customer_id) & (k.ts == first._fts))
+    return j.group_by(k.customer_id).aggregate(entry_ch=j._ch.min(), entry_sg=j._sg.min())
+
+
+def customers_of(t, *, channels=None, segments=None, rule="ever", segment=None):
+    """The customer ids (an Ibis table with one column ``customer_id``) that a selection's
+    channels and segments pick from the events ``t``, computed in the engine: ``rule="entry"``
+    by the channel and segment of each customer's first event; ``rule="ever"`` customers with
+    at least one event through one of the channels and at least one in one of the segments."""
+    k = _customer_keys(t, segment, "channel" in t.columns)
+    if rule == "entry":
+        e = _entry_keys(k)
+        if channels is not None:
+            e = e.filter(e.entry_ch.isin(list(channels)))
+        if segments is not None:
+            e = e.filter(e.entry_sg.isin(list(segments)))
+        return e.select("customer_id")
+    out = k.select("customer_id").distinct()
+    for col, levels in (("_ch", channels), ("_sg", segments)):
+        if levels is not None:
+            hit = k.filter(k[col].isin(list(levels))).select("customer_id").distinct()
+            out = out.filter(out.customer_id.isin(hit.customer_id))
+    return out
+
+
+class _Customers:
+    """One row per customer of the events (integer codes, no id): the channel and segment of
+    the first event, every channel and segment ever used (a boolean matrix, customers x
+    levels), how far the closed journey funnel went (``fstep``: steps reached, 0 = never
+    entered), the day of the funnel entry, and whether the conversion funnel (first step ->
+    conversion touchpoint) was completed. A selection's customers are one vectorised pass."""
+
+    ARRAYS = ("entry_ch", "entry_sg", "ever_ch", "ever_sg", "fstep", "fday", "conv")
+
+    def __init__(self, arrays: dict, *, channels, segments):
+        for name in self.ARRAYS:
+            setattr(self, name, arrays[name])
+        self.channels, self.segments = tuple(channels), tuple(segments)
+        self.n = len(self.fstep)
+
+    @classmethod
+    def from_table(cls, t, *, journey, segment, has_channel, window) -> tuple[_Customers, pd.Index]:
+        from .funnel import _per_customer, _steps, _window
+
+        k = _customer_keys(t, segment, has_channel)
+        entry = _entry_keys(k).to_pyarrow().to_pandas()
+        ids = pd.Index(entry["customer_id"].astype("str").to_numpy(dtype=object)).sort_values()
+        entry["_c"] = ids.get_indexer(entry["customer_id"].astype("str").to_numpy(dtype=object))
+        entry = entry.sort_values("_c")
+        n = len(ids)
+        chs = k.select("customer_id", "_ch").distinct().to_pyarrow().to_pandas()
+        sgs = k.select("customer_id", "_sg").distinct().to_pyarrow().to_pandas()
+        ch_levels = sorted(set(chs["_ch"].astype("str")))
+        sg_levels = sorted(set(sgs["_sg"].astype("str")))
+
+        def matrix(frame, col, levels):
+            m = np.zeros((n, len(levels)), dtype=bool)
+            rows = ids.get_indexer(frame["customer_id"].astype("str").to_numpy(dtype=object))
+            m[rows, pd.Index(levels).get_indexer(frame[col].astype("str"))] = True
+            return m
+
+        td = _window(window)
+        steps = _steps(t, None, journey)
+        per = _per_customer(t, [[x] for x in steps], order="closed", window=td, by=[], exclude=[],
+                            effort=False).to_pyarrow().to_pandas()
+        rows = ids.get_indexer(per["customer_id"].astype("str").to_numpy(dtype=object))
+        fstep = np.zeros(n, dtype=np.int16)
+        fstep[rows] = sum(per[f"e{i + 1}"].notna().to_numpy().astype(np.int16) for i in range(len(steps)))
+        fday = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+        fday[rows] = pd.to_datetime(per["e1"], utc=True).dt.floor("D").dt.as_unit("ns").astype("int64").to_numpy()
+        conv = np.zeros(n, dtype=bool)
+        if journey.conversion in journey.touchpoints and journey.conversion != steps[0]:
+            cp = _per_customer(t, [[steps[0]], [journey.conversion]], order="closed", window=td, by=[], exclude=[],
+                               effort=False).to_pyarrow().to_pandas()
+            crow = ids.get_indexer(cp["customer_id"].astype("str").to_numpy(dtype=object))
+            conv[crow] = cp["e2"].notna().to_numpy()
+        arrays = {"entry_ch": pd.Index(ch_levels).get_indexer(entry["entry_ch"].astype("str")).astype(np.int16),
+                  "entry_sg": pd.Index(sg_levels).get_indexer(entry["entry_sg"].astype("str")).astype(np.int16),
+                  "ever_ch": matrix(chs, "_ch", ch_levels), "ever_sg": matrix(sgs, "_sg", sg_levels),
+                  "fstep": fstep, "fday": fday, "conv": conv}
+        return cls(arrays, channels=ch_levels, segments=sg_levels), ids
+
+    def arrays(self) -> dict:
+        return {name: getattr(self, name) for name in self.ARRAYS}
+
+    def meta(self) -> dict:
+        return {"channels": list(self.channels), "segments": list(self.segments)}
+
+    @classmethod
+    def from_saved(cls, arrays: dict, meta: dict) -> _Customers:
+        n = {len(arrays[name]) for name in cls.ARRAYS}
+        if len(n) != 1:
+            raise ValueError(f"customer arrays of different lengths: {sorted(n)}")
+        if arrays["ever_ch"].shape[1] != len(meta["channels"]) or arrays["ever_sg"].shape[1] != len(meta["segments"]):
+            raise ValueError("customer arrays and their levels disagree")
+        return cls(arrays, channels=meta["channels"], segments=meta["segments"])
+
+    def mask(self, sel: Selection) -> np.ndarray | None:
+        """The customers a selection's channels and segments pick (None: every customer)."""
+        if not sel.customers_picked:
+            return None
+        m = np.ones(self.n, dtype=bool)
+        for levels, known, entry, ever in ((sel.channels, self.channels, self.entry_ch, self.ever_ch),
+                                           (sel.segments, self.segments, self.entry_sg, self.ever_sg)):
+            if levels is None:
+                continue
+            codes = [known.index(v) for v in levels if v in known]
+            if sel.rule == "entry":
+                m &= np.isin(entry, codes)
+            else:
+                m &= ever[:, codes].any(axis=1)
+        return m
+
+    def funnel_counts(self, sel: Selection, picked: np.ndarray | None, k: int) -> tuple[np.ndarray, int]:
+        """Customers reaching each of the ``k`` funnel steps, and converting, among the picked
+        customers whose funnel entry falls within the selection's days."""
+        m = self.fstep > 0
+        if picked is not None:
+            m &= picked
+        if sel.start is not None:
+            m &= self.fday >= sel.start.value
+        if sel.end is not None:
+            m &= self.fday <= sel.end.value
+        counts = np.bincount(self.fstep[m], minlength=k + 1)[: k + 1]
+        n = counts[::-1].cumsum()[::-1][1:]          # reached step i = went at least i steps deep
+        return n.astype(np.int64), int(self.conv[m].sum())

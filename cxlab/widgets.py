@@ -24,7 +24,7 @@ from html import escape
 import numpy as np
 import pandas as pd
 
-from .explore import ExplorerData, Selection
+from .explore import RULES, ExplorerData, Selection
 from .journey import JourneyMap
 
 __all__ = ["PainPointExplorer", "FunnelExplorer", "ExplorerPage", "explorer_data", "emotion_curve_svg"]
@@ -348,6 +348,12 @@ class PainPointExplorer:
                                          rows=min(6, max(2, len(d.channels))), **box)
         self.segments = w.SelectMultiple(options=list(d.segments), value=list(d.segments),
                                          rows=min(5, max(2, len(d.segments))), **box)
+        self.rule = w.ToggleButtons(options=[(words, value) for value, words in RULES], value="ever",
+                                    tooltips=["customers with at least one contact through the channel (or in "
+                                              "the segment), their whole journey",
+                                              "customers whose first contact was through the channel (or in the "
+                                              "segment), their whole journey"],
+                                    style={"button_width": "117px"}, layout=w.Layout(width="248px"))
         days = pd.date_range(d.first_day, d.last_day, freq="D")
         self._days = days
         self.dates = w.SelectionRangeSlider(options=[(x.strftime("%d %b %Y"), x) for x in days],
@@ -371,7 +377,9 @@ class PainPointExplorer:
         def label(text):
             return w.HTML(f"<div class='cx-h'>{escape(text)}</div>")
 
-        filters = w.VBox([label("Touchpoints"), self.touchpoints, label("Channels"), self.channels]
+        picks = ([label("Channels and segments pick customers who")] + [self.rule]
+                 if d.channels or d.segments else [])
+        filters = w.VBox([label("Touchpoints"), self.touchpoints, *picks, label("Channels"), self.channels]
                          + ([label("Segments"), self.segments] if d.segments else [])
                          + [label("Dates"), self.dates, self.dates_label, w.HTML("<br>"), self.reset_button, self.refit_button,
                             self.status],
@@ -395,7 +403,7 @@ class PainPointExplorer:
             h.add_class(f"cx-p-{name}")          # the page's panels, for layout checks
 
         self.moment.observe(self._on_moment, "value")
-        for c in (self.touchpoints, self.channels, self.segments, self.dates):
+        for c in (self.touchpoints, self.channels, self.segments, self.dates, self.rule):
             c.observe(self._on_change, "value")
         self.refit_button.on_click(self._on_refit)
         self.reset_button.on_click(self._on_reset)
@@ -459,7 +467,7 @@ class PainPointExplorer:
         tps = tuple(self.touchpoints.value)
         return d.selection(moment=m, touchpoints=None if set(tps) == set(all_tps) else tps,
                            channels=self.channels.value, segments=self.segments.value or None,
-                           start=lo, end=hi)
+                           start=lo, end=hi, rule=self.rule.value)
 
     # ------------------------------------------------------------------ rendering
     def update(self) -> None:
@@ -514,7 +522,11 @@ class PainPointExplorer:
             tiles.append(f"<div class='cx-tile'><div class='k'>{name}</div><div class='v'>{fmt.format(k['value'])}"
                          f"</div><div class='c'>95% CI {fmt.format(k['ci_low'])} to {fmt.format(k['ci_high'])}"
                          f" · n={k['n']:,}</div><div class='c'>{note}</div></div>")
-        return "<div class='cx-root cx-tiles'>" + "".join(tiles) + "</div>"
+        who = self.data.describe(sel)
+        if sel.customers_picked:
+            who += " (their whole journeys: every contact and piece of feedback, every channel)"
+        return (f"<div class='cx-note cx-who'><b>{escape(who)}</b></div>"
+                "<div class='cx-root cx-tiles'>" + "".join(tiles) + "</div>")
 
     def _curve_svg(self, full: pd.DataFrame, sel: Selection) -> str:
         key = (sel.filter_key(), sel.moment, full.attrs.get("behaviour"))
@@ -612,8 +624,9 @@ class PainPointExplorer:
         return (head + "<div class='cx-scroll'><table class='cx'><tr><th>Step</th><th class='n'>Customers</th>"
                 "<th class='n'>From step 1</th><th class='n'>From previous</th><th class='n'>Dropped</th></tr>"
                 + "".join(rows) + "</table></div>"
-                "<div class='cx-note'>Customers counted by the channel, segment and day of their funnel entry; "
-                f"closed funnel within {_dur(self.data.window)}. Hover a rate for its 95% interval.</div>")
+                "<div class='cx-note'>The selected customers, counted by the day of their funnel entry, their "
+                f"whole journey; closed funnel within {_dur(self.data.window)}. Hover a rate for its 95% "
+                "interval.</div>")
 
     def _terms_html(self, sel: Selection) -> str:
         head = "<div class='cx-h'>What the complaints are about</div>"

@@ -44,15 +44,35 @@ def assert_same(got: pd.DataFrame, want: pd.DataFrame, columns):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=c)
 
 
-def filter_frames(sim, *, channels=None, segments=None, start=None, end=None):
-    """The selection applied to the raw frames, independently of cxlab.explore."""
+def picked_customers(events, *, channels=None, segments=None, rule="ever"):
+    """The customers a channel or segment filter picks, independently of cxlab.explore: by the
+    channel and segment of the first event (the smallest among ties), or by any event."""
+    keep = set(events.customer_id)
+    if rule == "entry":
+        first = events[events.ts == events.groupby("customer_id")["ts"].transform("min")]
+        first = first.groupby("customer_id")[["channel", "segment"]].min()
+        for col, levels in (("channel", channels), ("segment", segments)):
+            if levels is not None:
+                keep &= set(first.index[first[col].isin(levels)])
+    else:
+        for col, levels in (("channel", channels), ("segment", segments)):
+            if levels is not None:
+                keep &= set(events.loc[events[col].isin(levels), "customer_id"])
+    return keep
+
+
+def filter_frames(sim, *, channels=None, segments=None, start=None, end=None, rule="ever"):
+    """The selection applied to the raw frames, independently of cxlab.explore: the picked
+    customers' whole journeys (every event and piece of feedback, every channel); feedback of
+    no known customer by its own channel."""
     ev, fb = sim.events, sim.feedback
-    if channels is not None:
-        ev, fb = ev[ev.channel.isin(channels)], fb[fb.channel.isin(channels)]
-    if segments is not None:
-        first_seg = sim.events.sort_values("ts").groupby("customer_id")["segment"].first()
-        ev = ev[ev.segment.isin(segments)]
-        fb = fb[fb.customer_id.map(first_seg).isin(segments)]
+    if channels is not None or segments is not None:
+        who = picked_customers(ev, channels=channels, segments=segments, rule=rule)
+        ev = ev[ev.customer_id.isin(who)]
+        mine = fb.customer_id.isin(who)
+        if segments is None:
+            mine |= ~fb.customer_id.isin(set(sim.events.customer_id)) & fb.channel.isin(channels)
+        fb = fb[mine]
     if start is not None:
         lo = pd.Timestamp(start, tz="UTC")
         ev, fb = ev[ev.ts >= lo], fb[fb.ts >= lo]
@@ -120,6 +140,52 @@ def test_channel_filter_equals_pain_points_on_the_filtered_tables_and_refit_make
     assert "fitted on this selection" in explorer.status.value
     explorer.reset_button.click()
     assert explorer.data.selection(channels=list(explorer.channels.value)).channels is None
+
+
+def converted_by_hand(ev, jm):
+    """Customers who reached the conversion touchpoint within the window of their first funnel entry."""
+    entry = ev[ev.touchpoint == jm.funnel[0]].groupby("customer_id")["ts"].min()
+    conv = ev[ev.touchpoint == jm.conversion].merge(entry.rename("t1"), on="customer_id")
+    ok = (conv.ts >= conv.t1) & (conv.ts <= conv.t1 + pd.Timedelta(jm.conversion_window))
+    return set(conv.loc[ok, "customer_id"]), set(entry.index)
+
+
+@pytest.mark.parametrize("rule", ["ever", "entry"])
+def test_a_channel_picks_customers_and_keeps_their_whole_journeys(sim, explorer, rule):
+    jm = cxlab.JourneyMap.default()
+    explorer.reset_button.click()
+    explorer.rule.value = rule
+    channel = "app" if rule == "ever" else "web"
+    explorer.channels.value = [channel]
+    ev, fb = filter_frames(sim, channels=[channel], rule=rule)
+    assert ev.channel.nunique() > 1                     # whole journeys: every channel of those customers
+    # reached, at risk and left of every touchpoint, funnel steps included, and the voice: pain_points
+    # on the picked customers' whole journeys
+    ref = pain_points((ev, fb), sentiment_model=explorer.data.sentiment_model)
+    assert_same(explorer.table, ref, ["reached", *VOICE, "at_risk", "left", "left_after"])
+    # the same by hand: reach and conversion over the picked customers' full event history
+    reached = ev.groupby("touchpoint")["customer_id"].nunique()
+    got = explorer.table.set_index("touchpoint")["reached"]
+    assert (got[reached.index] == reached).all() and got.drop(reached.index).eq(0).all()
+    converted, entered = converted_by_hand(ev, jm)
+    assert explorer.kpis["Conversion"]["n"] == len(entered)
+    assert explorer.kpis["Conversion"]["value"] == pytest.approx(len(converted) / len(entered))
+    assert explorer.funnel["n"].tolist() == funnel(ev, window=jm.conversion_window)["n"].tolist()
+    # converters who bought through another channel stay converted; a touchpoint after the purchase
+    # is not "left" by them
+    buys = ev[(ev.touchpoint == jm.conversion) & ev.customer_id.isin(converted)]
+    switchers = set(buys.loc[buys.channel != channel, "customer_id"])
+    assert len(switchers) > 20
+    bought = set(ev.loc[ev.touchpoint == jm.conversion, "customer_id"])
+    after = [x for x in jm.touchpoints if jm.moment_of(x) == "SMOT"]
+    for tp in after:
+        users = set(ev.loc[ev.touchpoint == tp, "customer_id"])
+        assert explorer.table.set_index("touchpoint").loc[tp, "left"] == len(users - bought), tp
+    # the page says who is selected, in plain words
+    words = "ever used" if rule == "ever" else "first came through"
+    assert f"Customers who {words}: {channel}" in explorer.kpi_html.value
+    explorer.reset_button.click()
+    explorer.rule.value = "ever"
 
 
 def test_segment_and_date_filters(sim, explorer):
@@ -204,7 +270,8 @@ def test_empty_selections_say_so_instead_of_failing(explorer):
 
 def test_a_filter_without_feedback_keeps_the_table_and_says_there_is_no_curve(sim):
     events = sim.events
-    fb = sim.feedback[sim.feedback.channel != "store"]
+    store = picked_customers(events, channels=["store"])        # no piece of feedback from them
+    fb = sim.feedback[~sim.feedback.customer_id.isin(store)]
     x = PainPointExplorer((events, fb))
     x.channels.value = ["store"]
     assert x.table is not None and x.table["feedback"].sum() == 0
@@ -427,8 +494,8 @@ def test_the_kept_aggregates_hold_no_raw_text_id_or_pseudonym_key(small_ws, tmp_
         key = ws.pseudonym_key()
         d = ExplorerData(ws)
     files = sorted(p.name for p in d.cache_dir.iterdir())
-    assert files == ["base.parquet", "conversion.parquet", "dropoff_model.parquet", "feedback.parquet",
-                     "funnel.parquet", "meta.json", "reach.npz", "sentiment.npz", "terms.npz"]
+    assert files == ["base.parquet", "customers.npz", "dropoff_model.parquet", "feedback.parquet",
+                     "meta.json", "reach.npz", "sentiment.npz", "terms.npz"]
     fb = pd.read_parquet(d.cache_dir / "feedback.parquet")
     assert not {"text", "customer_id", "feedback_id"} & set(fb.columns)
     email = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
