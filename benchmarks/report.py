@@ -7,11 +7,7 @@ notebook (from each run's metrics.json), and the command's peak RSS (the kernels
 child processes, so theirs is reported as the largest child's). After the pull, the analysis
 reports run ``--jobs`` at a time (cxlab's default: 2 on 2 or more cores).
 
-    python benchmarks/report.py [--customers 120000] [--jobs 1] [--pairs 2]
-
-With ``--pairs N`` it runs the command 2N times on the same files, alternating ``--no-warm``
-(the analysis kernels start after the pull: the reference) and the default (they start,
-and import, while the pull runs), each in a fresh workspace, so both see the same machine.
+    python benchmarks/report.py [--customers 120000] [--jobs 1]
 """
 from __future__ import annotations
 
@@ -31,8 +27,6 @@ def main(argv=None) -> int:
     ap.add_argument("--customers", type=int, default=120_000)
     ap.add_argument("--keep", help="folder to keep the workspace and reports in")
     ap.add_argument("--jobs", type=int, help="`cxlab report all --jobs` (default: cxlab's, from the cores)")
-    ap.add_argument("--pairs", type=int, default=0,
-                    help="alternate --no-warm and warm runs, N of each (default: one run, warm)")
     args = ap.parse_args(argv)
     from cxlab.datasets import simulate_journeys
 
@@ -43,30 +37,25 @@ def main(argv=None) -> int:
     sim.events.to_parquet(raw / "events.parquet")
     sim.feedback.to_parquet(raw / "feedback.parquet")
     print(f"{len(sim.events):,} events, {len(sim.feedback):,} feedback rows, {args.customers:,} customers")
-    variants = [("--no-warm", True), ("warm", False)] * args.pairs if args.pairs else [("warm", False)]
-    for i, (label, no_warm) in enumerate(variants):
-        run_dir = work / f"run{i}"
-        cmd = [str(Path(sys.executable).with_name("cxlab")), "report", "all", "--no-progress",
-               "--workspace", str(run_dir / "ws.duckdb"), "--out", str(run_dir / "reports"),
-               "-p", f"events_path={raw / 'events.parquet'}", "-p", f"feedback_path={raw / 'feedback.parquet'}"]
-        if args.jobs is not None:
-            cmd += ["--jobs", str(args.jobs)]
-        if no_warm:
-            cmd.append("--no-warm")
-        load = os.getloadavg()[0]  # the machine may be shared: the 1-minute load average when starting
-        t = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wall = time.perf_counter() - t
-        if proc.returncode:
-            print(proc.stdout, proc.stderr, file=sys.stderr)
-            return proc.returncode
-        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        secs = {m.name.replace(".metrics.json", ""): json.loads(m.read_text()).get("run", {}).get("seconds")
-                for m in sorted((run_dir / "reports").glob("*/*.metrics.json"))}
-        print(f"cxlab report all ({label}{', --jobs ' + str(args.jobs) if args.jobs is not None else ''}): "
-              f"{wall:.1f} s wall, largest child peak RSS so far {child:,.0f} MB, load average before {load:.2f}; "
-              + ", ".join(f"{k} {v:.1f} s" for k, v in secs.items()), flush=True)
-    print(f"reports in {work}/run*/reports")
+    cmd = [str(Path(sys.executable).with_name("cxlab")), "report", "all", "--no-progress",
+           "--workspace", str(work / "ws.duckdb"), "--out", str(work / "reports"),
+           "-p", f"events_path={raw / 'events.parquet'}", "-p", f"feedback_path={raw / 'feedback.parquet'}"]
+    if args.jobs is not None:
+        cmd += ["--jobs", str(args.jobs)]
+    load = os.getloadavg()[0]  # the machine may be shared: the 1-minute load average when starting
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode:
+        print(proc.stdout, proc.stderr, file=sys.stderr)
+        return proc.returncode
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"cxlab report all{' --jobs ' + str(args.jobs) if args.jobs is not None else ''}: {wall:.1f} s wall, "
+          f"largest child peak RSS {child:,.0f} MB, load average before {load:.2f}")
+    for m in sorted((work / "reports").glob("*/*.metrics.json")):
+        run = json.loads(m.read_text()).get("run", {})
+        print(f"  {m.name.replace('.metrics.json', ''):<24} {run.get('seconds', float('nan')):7.1f} s")
+    print(f"reports in {work / 'reports'}")
     return 0
 
 

@@ -227,29 +227,25 @@ def default_jobs() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def run_reports(plan, *, out, date=None, jobs=1, progress=True, starting=None, warm=True):
+def run_reports(plan, *, out, date=None, jobs=1, progress=True, starting=None):
     """Run ``(name, parameters)`` reports; yield ``(name, ReportRun or ReportError, seconds)``
     in plan order.
 
     The :data:`RUN_FIRST` reports (the pull) run first, one after the other; when one fails
     nothing else runs. The analysis reports then run ``jobs`` at a time, each in its own
     kernel (they only read the workspace, which DuckDB lets several processes open
-    read-only). With ``warm``, the kernels of the first ``jobs`` analysis reports start while
-    the pull runs, and import what their notebooks import (:func:`cxlab._kernel.start_warm_kernel`),
-    so an analysis starts computing as soon as the pull is done; a kernel that cannot start
-    ahead is started by its run as usual. Papermill's per-notebook bars are shown only when
-    reports run one at a time. ``starting(name)`` is called as each report is started or
-    queued, in plan order. The caller holds the reports lock.
+    read-only). Papermill's per-notebook bars are shown only when reports run one at a time.
+    ``starting(name)`` is called as each report is started or queued, in plan order. The caller holds the reports lock.
     """
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from .reports import KERNEL, ReportError, _root_of, notebook_path, run_notebook
+    from .reports import ReportError, run_notebook
 
-    def one(name, params, bar, km=None):
+    def one(name, params, bar):
         started = time.perf_counter()
         try:
-            run = run_notebook(name, params, out=out, date=date, progress=bar, index=False, km=km)
+            run = run_notebook(name, params, out=out, date=date, progress=bar, index=False)
         except ReportError as exc:
             run = exc
         return name, run, time.perf_counter() - started
@@ -257,81 +253,29 @@ def run_reports(plan, *, out, date=None, jobs=1, progress=True, starting=None, w
     out = Path(out).resolve()   # once, before any thread runs
     first = [(n, p) for n, p in plan if n in RUN_FIRST]
     rest = [(n, p) for n, p in plan if n not in RUN_FIRST]
-    jobs = max(1, min(int(jobs), len(rest) or 1))
-
     def announce(name):
         if starting is not None:
             starting(name)
 
-    ahead = {}   # report name -> Future of its warm kernel manager
-    starter = None
-    if warm and first and rest:
-        from ._kernel import WARM_EXTRA, notebook_imports, start_warm_kernel
-
-        def start_ahead(name):
-            path = notebook_path(name)
-            return start_warm_kernel(KERNEL, cwd=_root_of(path), modules=[*notebook_imports(path), *WARM_EXTRA])
-
-        starter = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="cxlab-kernel")
-        for name, _ in rest[:jobs]:
-            ahead[name] = starter.submit(start_ahead, name)
-
-    def kernel_for(name):
-        future = ahead.pop(name, None)
-        return None if future is None else _warm_result(future)
-
-    def run_warm(name, params, bar):
-        km = kernel_for(name)
-        try:
-            return one(name, params, bar, km)
-        finally:
-            if km is not None:
-                _shutdown_quietly(km)
-
-    try:
-        for name, params in first:
-            announce(name)
-            result = one(name, params, progress)
-            yield result
-            if isinstance(result[1], ReportError) and len(plan) > 1:
-                return
-        if jobs == 1:
-            for name, params in rest:
-                announce(name)
-                yield run_warm(name, params, progress)
+    for name, params in first:
+        announce(name)
+        result = one(name, params, progress)
+        yield result
+        if isinstance(result[1], ReportError) and len(plan) > 1:
             return
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="cxlab-report") as pool:
-            futures = []
-            for name, params in rest:   # announced as queued, in plan order
-                announce(name)
-                futures.append(pool.submit(run_warm, name, params, False))
-            for future in futures:
-                yield future.result()
-    finally:
-        for future in ahead.values():   # not used: the pull failed, or the caller stopped early
-            km = _warm_result(future)
-            if km is not None:
-                _shutdown_quietly(km)
-        if starter is not None:
-            starter.shutdown(wait=True)
-
-
-def _warm_result(future):
-    """The kernel manager a warm start gave, or None when it failed (the run then starts its
-    own kernel and reports any error itself)."""
-    try:
-        return future.result()
-    except Exception:   # noqa: BLE001
-        return None
-
-
-def _shutdown_quietly(km) -> None:
-    from ._kernel import shutdown_kernel
-
-    try:
-        shutdown_kernel(km)
-    except Exception:   # noqa: BLE001 - a kernel that will not stop dies with its parent
-        pass
+    jobs = max(1, min(int(jobs), len(rest) or 1))
+    if jobs == 1:
+        for name, params in rest:
+            announce(name)
+            yield one(name, params, progress)
+        return
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="cxlab-report") as pool:
+        futures = []
+        for name, params in rest:   # announced as queued, in plan order
+            announce(name)
+            futures.append(pool.submit(one, name, params, False))
+        for future in futures:
+            yield future.result()
 
 
 def _cmd_report(args) -> int:
@@ -357,8 +301,7 @@ def _cmd_report(args) -> int:
                 bar = tqdm(total=len(plan), desc="reports", unit="report")
             starting = (lambda name: print(f"running {name}", file=sys.stderr)) if len(plan) > 1 else None
             for name, run, _ in run_reports(plan, out=args.out, date=args.date, jobs=args.jobs,
-                                            progress=not args.no_progress, starting=starting,
-                                            warm=not args.no_warm):
+                                            progress=not args.no_progress, starting=starting):
                 if bar is not None:
                     bar.update()
                 if isinstance(run, ReportError):
@@ -494,9 +437,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-j", "--jobs", type=int, default=default_jobs(), metavar="N",
                    help="analysis reports run at once after the pull, each in its own kernel "
                         "(default: %(default)s, from the cores; 1 runs them one after the other)")
-    p.add_argument("--no-warm", action="store_true",
-                   help="do not start the analysis reports' kernels while the pull runs (they then start "
-                        "after it; saves their memory, ~270 MB each, during the pull)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser(

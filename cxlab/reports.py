@@ -865,7 +865,7 @@ def _date(date) -> str:
 
 
 def run_notebook(name: str, parameters: dict | None = None, *, out="reports", date=None,
-                 kernel: str = KERNEL, progress: bool = True, index: bool = True, km=None) -> ReportRun:
+                 kernel: str = KERNEL, progress: bool = True, index: bool = True) -> ReportRun:
     """Execute a report notebook with parameters and write HTML, notebook and metrics.
 
     Parameters
@@ -885,9 +885,6 @@ def run_notebook(name: str, parameters: dict | None = None, *, out="reports", da
         Show papermill's progress bar.
     index : bool
         Regenerate ``<out>/index.html`` afterwards (also after a failure).
-    km : kernel manager, optional
-        A kernel already started in the project root (:func:`cxlab._kernel.start_warm_kernel`)
-        to run the notebook in; the caller shuts it down. None: a fresh kernel for this run.
 
     Returns
     -------
@@ -922,7 +919,7 @@ def run_notebook(name: str, parameters: dict | None = None, *, out="reports", da
     params = check_parameters(path, parameters)
     with report_lock(out):
         try:
-            return _run_locked(path, name, day, params, out=out, kernel=kernel, progress=progress, km=km)
+            return _run_locked(path, name, day, params, out=out, kernel=kernel, progress=progress)
         finally:
             if index:
                 _write_index_quietly(out)
@@ -938,7 +935,7 @@ def _write_index_quietly(out) -> None:
         warnings.warn(f"reports index not updated: {type(exc).__name__}: {exc}", stacklevel=3)
 
 
-def _run_locked(path: Path, name: str, day: str, params: dict, *, out, kernel, progress, km=None) -> ReportRun:
+def _run_locked(path: Path, name: str, day: str, params: dict, *, out, kernel, progress) -> ReportRun:
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -960,7 +957,6 @@ def _run_locked(path: Path, name: str, day: str, params: dict, *, out, kernel, p
             papermill.execute_notebook(str(path), str(executed), parameters=params,
                                        kernel_name=kernel, progress_bar=progress, log_output=False,
                                        kernel_manager_class=LocalKernelManager,
-                                       km=km,   # a kernel started ahead (cxlab.cli.run_reports), or None
                                        # the kernel starts in the project root; papermill's own
                                        # `cwd=` would chdir this whole process, which races
                                        # when reports run in threads (cxlab.cli.run_reports)

@@ -402,29 +402,3 @@ def test_a_run_never_changes_the_process_directory(tmp_path, monkeypatch):
     assert seen.get("cwd") is None
     assert seen["resources"]["metadata"]["path"] == str(reports.notebook_path("funnel_dropoff").parents[2])
     assert seen["kernel_manager_class"] is LocalKernelManager
-
-
-def test_a_warm_kernel_has_the_imports_and_a_clean_namespace(tmp_path):
-    """start_warm_kernel: the modules are imported in the kernel's cwd, no name is left in the
-    user namespace, the execution count is untouched, and shutdown leaves no process."""
-    from jupyter_core.utils import run_sync
-
-    from cxlab._kernel import notebook_imports, shutdown_kernel, start_warm_kernel
-
-    assert "cxlab.voice_report" in notebook_imports(reports.notebook_path("voice_painpoints_kpis"))
-    km = start_warm_kernel(reports.KERNEL, cwd=tmp_path, modules=["colorsys", "no_such_module_xyz"])
-    try:
-        kc = km.blocking_client()
-        kc.start_channels()
-        kc.wait_for_ready(timeout=60)
-        seen = []
-        reply = kc.execute_interactive(
-            "import os, sys; print('colorsys' in sys.modules, os.getcwd(), "
-            "[n for n in dir() if 'cxlab' in n])",
-            output_hook=lambda m: seen.append(m["content"].get("text", "")), timeout=60)
-        kc.stop_channels()
-        assert reply["content"]["execution_count"] == 1            # the warm-up was silent
-        assert "".join(seen).split() == ["True", str(tmp_path), "[]"]
-    finally:
-        shutdown_kernel(km)
-    assert not run_sync(km.is_alive)()
