@@ -16,6 +16,13 @@ page, each on its own `cxlab explore` server, timed from `page.goto` to:
 4. ``warm``: cache kept, `cxlab explore` as shipped (one preheated kernel): ``--pages`` page
    loads one after another (a reload, a new tab), after the pool is ready.
 
+5. ``controls`` (``--clicks K``, on the warm server): every control of the page operated K
+   times as a user would (moment buttons, touchpoint, channel and segment lists, the
+   ever-used / first-came-through switch, the date slider by keyboard, reset, and each
+   extra panel's step list), each timed in the browser from the action to the page's update
+   counter (``.cx-tick``, written after every panel of a change) advancing: what the user
+   waits for, kernel round trip and drawing included. p50 / p95 / max per control.
+
 Peak RSS: the largest resident memory of the server's process tree (Voilà and its kernels,
 summed) and of one kernel, sampled every 0.2 s while each scenario runs.
 Chromium: Debian's /usr/bin/chromium (``apt-get install -y chromium``), driven by Playwright.
@@ -115,10 +122,99 @@ def load(browser, url: str, *, width: int = 1280, height: int = 800, timeout_s: 
         page.close()
 
 
+def _tick(page) -> int:
+    return int(page.get_attribute(".cx-tick", "data-n") or 0)
+
+
+def _timed(page, act, timeout_s: float = 60) -> float | None:
+    """Seconds from ``act()`` to the update counter advancing; None when the action changed nothing."""
+    before = _tick(page)
+    t0 = time.perf_counter()
+    act()
+    try:
+        page.wait_for_function(f"() => +(document.querySelector('.cx-tick')?.dataset.n || 0) > {before}",
+                               timeout=timeout_s * 1000, polling="raf")
+    except Exception:  # noqa: BLE001 - playwright's TimeoutError: the action did not lead to an update
+        return None
+    return time.perf_counter() - t0
+
+
+def controls(browser, url: str, *, clicks: int, seed: int = 7, width: int = 1280) -> dict:
+    """Operate every control ``clicks`` times; per control the browser-measured p50/p95/max (ms)."""
+    import random
+
+    import numpy as np
+
+    rng = random.Random(seed)
+    page = browser.new_page(viewport={"width": width, "height": 800})
+    times: dict[str, list[float]] = {}
+
+    def record(name, dt):
+        if dt is not None:
+            times.setdefault(name, []).append(dt * 1000)
+
+    try:
+        page.goto(url, timeout=900_000)
+        page.wait_for_selector(PANELS, timeout=900_000)
+        page.wait_for_selector(".cx-tick", state="attached", timeout=60_000)
+        root = page.locator(".cx-root").first
+        moments = [b for b in page.locator(".widget-toggle-buttons").first.locator("button").all()]
+        selects = page.locator(".cx-p-filters select").all()
+        names = ["touchpoints", "channels", "segments"][:len(selects)]
+        for _ in range(clicks):
+            # a moment (never the one shown), then back to the whole journey
+            b = rng.choice(moments[1:]) if len(moments) > 1 else moments[0]
+            record("moment", _timed(page, b.click))
+            record("moment", _timed(page, moments[0].click))
+            for name, sel in zip(names, selects):
+                labels = [o.strip() for o in sel.locator("option").all_text_contents()]
+                if len(labels) < 2:
+                    continue
+                pick = rng.sample(labels, rng.randint(1, len(labels) - 1))
+                record(name, _timed(page, lambda: sel.select_option(label=pick)))
+                record(name, _timed(page, lambda: sel.select_option(label=labels)))
+            rule = page.get_by_role("button", name="first came through", exact=True)
+            if rule.count():
+                record("ever used / first came through", _timed(page, rule.click))
+                record("ever used / first came through",
+                       _timed(page, page.get_by_role("button", name="ever used", exact=True).click))
+            handle = page.locator(".cx-p-filters .noUi-handle-lower, .cx-p-filters .noUi-handle").first
+            if handle.count():
+                steps = rng.randint(1, 20)
+
+                def slide():
+                    handle.focus()
+                    for _ in range(steps):
+                        page.keyboard.press("ArrowRight")
+                    handle.blur()
+                record("dates", _timed(page, slide))
+            reset = page.get_by_role("button", name="Reset filters", exact=True)
+            record("reset", _timed(page, reset.click))
+            # the extra panels' own lists (a select outside the filters: a step of the funnel, say)
+            for i, sel in enumerate(root.locator("select:not(.cx-p-filters select)").all()):
+                labels = [o.strip() for o in sel.locator("option").all_text_contents()]
+                if len(labels) >= 2:
+                    record(f"panel list {i + 1}", _timed(page, lambda: sel.select_option(label=rng.choice(
+                        [x for x in labels if x != sel.evaluate("e => e.selectedOptions[0]?.text")] or labels))))
+    finally:
+        page.close()
+    out = {}
+    for name, ms in times.items():
+        a = np.array(ms)
+        out[name] = {"n": len(a), "p50_ms": round(float(np.percentile(a, 50))),
+                     "p95_ms": round(float(np.percentile(a, 95))), "max_ms": round(float(a.max()))}
+    every = np.concatenate([np.array(v) for v in times.values()]) if times else np.array([np.nan])
+    out["every control"] = {"n": len(every), "p50_ms": round(float(np.percentile(every, 50))),
+                            "p95_ms": round(float(np.percentile(every, 95))), "max_ms": round(float(every.max()))}
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, default=123_000)
     ap.add_argument("--pages", type=int, default=3)
+    ap.add_argument("--clicks", type=int, default=20, help="times each control is operated (0: skip)")
+    ap.add_argument("--only-controls", action="store_true", help="skip the page-open scenarios")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(HERE))
     from widgets import _paths, prepare
@@ -133,20 +229,25 @@ def main(argv=None) -> dict:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            with serving(db, {**no_preheat, "CXLAB_EXPLORER_CACHE": "off"}) as (url, rss):
-                out["reference"] = {**load(browser, url), **rss.stop()}
-            shutil.rmtree(cache_root(db), ignore_errors=True)
-            with serving(db, no_preheat) as (url, rss):
-                out["cold"] = {**load(browser, url), **rss.stop()}
-            with serving(db, no_preheat) as (url, rss):
-                out["warm_new_kernel"] = {**load(browser, url), **rss.stop()}
+            if not args.only_controls:
+                with serving(db, {**no_preheat, "CXLAB_EXPLORER_CACHE": "off"}) as (url, rss):
+                    out["reference"] = {**load(browser, url), **rss.stop()}
+                shutil.rmtree(cache_root(db), ignore_errors=True)
+                with serving(db, no_preheat) as (url, rss):
+                    out["cold"] = {**load(browser, url), **rss.stop()}
+                with serving(db, no_preheat) as (url, rss):
+                    out["warm_new_kernel"] = {**load(browser, url), **rss.stop()}
             with serving(db, {}) as (url, rss):
                 time.sleep(20)          # the pool's kernel runs the notebook (reads the kept aggregates)
-                loads = []
-                for _ in range(args.pages):
-                    loads.append(load(browser, url))
-                    time.sleep(5)       # Voilà refills the pool (fill_delay 1 s + the notebook)
-                out["warm"] = {"loads": loads, "panels_s_max": max(x["panels_s"] for x in loads), **rss.stop()}
+                if not args.only_controls:
+                    loads = []
+                    for _ in range(args.pages):
+                        loads.append(load(browser, url))
+                        time.sleep(5)       # Voilà refills the pool (fill_delay 1 s + the notebook)
+                    out["warm"] = {"loads": loads, "panels_s_max": max(x["panels_s"] for x in loads)}
+                if args.clicks:
+                    out["controls"] = controls(browser, url, clicks=args.clicks)
+                out["warm_rss"] = rss.stop()
         finally:
             browser.close()
     print(json.dumps(out, indent=2))

@@ -373,6 +373,10 @@ class PainPointExplorer:
         self.terms_html = w.HTML(layout=w.Layout(**panel))
         self.verbatims_html = w.HTML()
         self.status = w.HTML()
+        # updated last by update(): a browser (the layout test, benchmarks/widgets_browser.py) waits for
+        # its counter to know that every panel of a change has been redrawn
+        self.tick = w.HTML(layout=w.Layout(display="none"))
+        self._updates = 0
 
         def label(text):
             return w.HTML(f"<div class='cx-h'>{escape(text)}</div>")
@@ -394,8 +398,8 @@ class PainPointExplorer:
                        f"<div class='cx-sub'>{sum(d.base['reached'] > 0)} touchpoints with activity, "
                        f"{len(d.feedback):,} pieces of feedback, {d.first_day:%d %b %Y} – {d.last_day:%d %b %Y}. "
                        "Pick a moment, then narrow by touchpoint, channel, segment or dates.</div></div>")
-        self.widget = w.VBox([title, self.moment, w.HBox([filters, main], layout=w.Layout(width="100%"))],
-                             layout=w.Layout(width="100%", max_width="100%"))
+        self.widget = w.VBox([title, self.moment, w.HBox([filters, main], layout=w.Layout(width="100%")),
+                              self.tick], layout=w.Layout(width="100%", max_width="100%"))
         self.widget.add_class("cx-root")
         for name, h in (("kpis", self.kpi_html), ("curve", self.curve), ("table", self.table_html),
                         ("funnel", self.funnel_html), ("terms", self.terms_html), ("verbatims", self.verbatims_html),
@@ -486,6 +490,7 @@ class PainPointExplorer:
             self.funnel_html.value = self.terms_html.value = ""
             self.curve.value = ""
             self.latency = time.perf_counter() - t0
+            self._tick()
             return
         lo, hi = self.dates.value
         self.dates_label.value = f"<div class='cx-note'>{lo:%d %b %Y} – {hi:%d %b %Y}</div>"
@@ -508,6 +513,12 @@ class PainPointExplorer:
                                 "from the whole journey's model; <b>Refit</b> fits them on this selection."
                                 if sel.filtered else "whole journey.") + "</div>")
         self.latency = time.perf_counter() - t0
+        self._tick()
+
+    def _tick(self) -> None:
+        self._updates += 1
+        self.tick.value = (f"<span class='cx-tick' data-n='{self._updates}' "
+                           f"data-ms='{self.latency * 1000:.0f}'></span>")
 
     def _kpi_html(self, sel: Selection) -> str:
         tiles = []
