@@ -296,8 +296,9 @@ class ExplorerData:
         tps = list(jm.touchpoints)
         ev = t.filter(t.touchpoint.isin(tps))
         ev = ev.mutate(_day=ev.ts.truncate("D"))
-        values = ({"vsum": ev.value.cast("float64").sum(), "vn": ev.value.count()} if "value" in ev.columns
-                  else {"vsum": ibis.literal(0.0).sum(), "vn": ibis.literal(0).sum()})
+        if "value" not in ev.columns:       # no order values: every sum 0 over 0 values
+            ev = ev.mutate(value=ibis.null().cast("float64"))
+        values = {"vsum": ev.value.cast("float64").sum().fill_null(0.0), "vn": ev.value.count()}
         reach = (ev.group_by(["customer_id", "touchpoint", "_day"])
                  .aggregate(first=ev.ts.min(), **values).to_pyarrow())
         reach = _ReachIndex.from_table(reach, tps, jm.conversion, ids)

@@ -35,6 +35,11 @@ _CSS = """
 .cx-title {font-size: 20px; font-weight: 600; margin: 4px 0 2px 0;}
 .cx-sub {color: #666; font-size: 12.5px; margin-bottom: 6px;}
 .cx-h {font-size: 14px; font-weight: 600; margin: 10px 0 4px 0; color: #333;}
+.cx-compare {border-collapse: collapse; font-size: 12.5px;}
+.cx-compare th, .cx-compare td {padding: 3px 8px; text-align: left; border-bottom: 1px solid #eee;}
+.cx-compare tr.cx-muted td {color: #999;}
+.cx-compare tr.cx-called td {font-weight: 600;}
+.cx-compare .cx-n {color: #999; font-weight: 400; font-size: 11px;}
 .cx-note {color: #666; font-size: 12px; margin: 2px 0 6px 0;}
 .cx-empty {color: #8a6d3b; background: #fcf8e3; border: 1px solid #faebcc; padding: 8px 10px;
            border-radius: 4px; font-size: 13px;}
@@ -392,7 +397,8 @@ class PainPointExplorer:
                        label("Emotional curve"), self.curve,
                        w.HBox([self.funnel_html, self.terms_html],
                               layout=w.Layout(flex_flow="row wrap", grid_gap="0 24px", width="100%")),
-                       label("What customers said (newest first, personal data masked)"), self.verbatims_html],
+                       label("What customers said (newest first, personal data masked)"), self.verbatims_html,
+                       self._compare_panel()],
                       layout=w.Layout(flex="1 1 0%", min_width="0", padding="0 0 0 16px"))
         title = w.HTML(_CSS + "<div class='cx-root'><div class='cx-title'>Pain points per moment of truth</div>"
                        f"<div class='cx-sub'>{sum(d.base['reached'] > 0)} touchpoints with activity, "
@@ -401,7 +407,7 @@ class PainPointExplorer:
         self.widget = w.VBox([title, self.moment, w.HBox([filters, main], layout=w.Layout(width="100%")),
                               self.tick], layout=w.Layout(width="100%", max_width="100%"))
         self.widget.add_class("cx-root")
-        for name, h in (("kpis", self.kpi_html), ("curve", self.curve), ("table", self.table_html),
+        for name, h in (("compare", self.compare_box), ("kpis", self.kpi_html), ("curve", self.curve), ("table", self.table_html),
                         ("funnel", self.funnel_html), ("terms", self.terms_html), ("verbatims", self.verbatims_html),
                         ("filters", filters)):
             h.add_class(f"cx-p-{name}")          # the page's panels, for layout checks
@@ -512,8 +518,29 @@ class PainPointExplorer:
                              + ("fitted on this selection." if behaviour == "selection" else
                                 "from the whole journey's model; <b>Refit</b> fits them on this selection."
                                 if sel.filtered else "whole journey.") + "</div>")
+        if self.compare_box.selected_index == 0:
+            self.compare.update()
         self.latency = time.perf_counter() - t0
         self._tick()
+
+    def _compare_panel(self):
+        """A versus B (:class:`cxlab.explore_compare.CompareView`), folded until opened; open, it
+        follows the moment, touchpoints and the filters that are not being compared."""
+        import ipywidgets as w
+
+        from .explore_compare import CompareView
+
+        self.compare = CompareView(self, lazy=True)
+        self.compare_box = w.Accordion(children=[self.compare.widget], selected_index=None,
+                                       layout=w.Layout(width="100%", margin="12px 0 0 0"))
+        self.compare_box.set_title(0, "Compare two groups side by side (segments, channels or months)")
+
+        def opened(change):
+            if change["new"] == 0:
+                self.compare.update()
+                self._tick()
+        self.compare_box.observe(opened, "selected_index")
+        return self.compare_box
 
     def _tick(self) -> None:
         self._updates += 1
