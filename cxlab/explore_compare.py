@@ -8,8 +8,8 @@ its interval, the test's p-value and a verdict. Tests are the package's own: the
 two-proportion z-test (:func:`cxlab.stats.two_proportion_test`, as
 :func:`cxlab.kpis.period_change` uses) for rates, and for NPS a z-test of the difference over
 the two standard errors (as ``period_change`` does for NPS). A difference is *called* only
-when its Holm-adjusted p-value (over every row tested in the comparison, statsmodels'
-``multipletests``) is below ``alpha`` and both groups have at least ``min_n`` observations;
+when its Benjamini-Hochberg q-value (over every row tested in the comparison,
+:func:`cxlab.stats.bh_qvalues`, as the pain-point table adjusts its p-values) is below ``alpha`` and both groups have at least ``min_n`` observations;
 otherwise the row says "no clear difference" or "too few to judge".
 
 :class:`CompareView` is the panel of the pain-point explorer: what to compare (segments,
@@ -25,7 +25,7 @@ import pandas as pd
 
 from .explore import Selection
 from .io import in_score_class
-from .stats import two_proportion_test
+from .stats import bh_qvalues, two_proportion_test
 
 #: what A and B can be
 DIMENSIONS = (("segment", "Segments"), ("channel", "Channels"), ("period", "Months"))
@@ -126,7 +126,6 @@ def compare(data, a: Selection, b: Selection, *, a_label: str = "A", b_label: st
     moment and touchpoints; the touchpoint rows are those of ``b``'s moment and touchpoints.
     """
     from scipy.stats import norm
-    from statsmodels.stats.multitest import multipletests
 
     alpha = data.alpha if alpha is None else float(alpha)
     z = float(norm.ppf(1 - alpha / 2))
@@ -134,30 +133,30 @@ def compare(data, a: Selection, b: Selection, *, a_label: str = "A", b_label: st
     rows = []
     notes = []
     has_events = getattr(data, "has_events", True)
-    ka, kb = data.kpis(a), data.kpis(b)
+    voice = _Voice.of(data)
+    va, vb = voice.select(data, a), voice.select(data, b)
     if has_events:
         rows.append(_row("Customers", "customers", "n", float(data.customer_count(a)), 0,
                          float(data.customer_count(b)), 0))
-        ca, cb = ka.get("Conversion"), kb.get("Conversion")
-        if ca and cb:
-            sa, sb = round(ca["value"] * ca["n"]), round(cb["value"] * cb["n"])
+        fa, fb = data.funnel_table(a), data.funnel_table(b)
+        na, nb = int(fa["n"].iloc[0]), int(fb["n"].iloc[0])
+        ca, cb = _converted(data, a), _converted(data, b)
+        if na and nb:
             rows.append(_row(f"Conversion ({jm.label(jm.funnel[0])} to {jm.label(jm.funnel[-1])})",
-                             "conversion", "%", ca["value"], ca["n"], cb["value"], cb["n"], sa=sa, sb=sb, z=z))
-    for key, kind, unit in (("NPS", "nps", "pts"), ("CSAT", "csat", "%")):
-        va, vb = ka.get(key), kb.get(key)
-        if not (va and vb):
-            if va or vb:
-                notes.append(f"{key}: only {'A' if va else 'B'} has answers")
+                             "conversion", "%", ca / na, na, cb / nb, nb, sa=ca, sb=cb, z=z))
+    tps_b = data.selected_touchpoints(b)
+    for kind in ("nps", "csat"):
+        (ka, sa_, se_a), (kb, sb_, se_b) = voice.kpi(va, kind, tps_b), voice.kpi(vb, kind, tps_b)
+        name = "NPS" if kind == "nps" else "CSAT (top-2 box)"
+        if not (ka and kb):
+            if ka or kb:
+                notes.append(f"{name}: only {'A' if ka else 'B'} has answers")
             continue
         if kind == "nps":
-            se = _nps_se(data, a), _nps_se(data, b)
-            rows.append(_row("NPS", kind, unit, va["value"], va["n"], vb["value"], vb["n"],
-                             se_a=se[0], se_b=se[1], z=z))
+            rows.append(_row(name, kind, "pts", sa_, ka, sb_, kb, se_a=se_a, se_b=se_b, z=z))
         else:
-            rows.append(_row("CSAT (top-2 box)", kind, unit, va["value"], va["n"], vb["value"], vb["n"],
-                             sa=round(va["value"] * va["n"]), sb=round(vb["value"] * vb["n"]), z=z))
+            rows.append(_row(name, kind, "%", sa_ / ka, ka, sb_ / kb, kb, sa=sa_, sb=sb_, z=z))
     if has_events and len(jm.funnel) > 1:
-        fa, fb = data.funnel_table(a), data.funnel_table(b)
         for i in range(1, len(jm.funnel)):
             pa, pb = int(fa["n"].iloc[i - 1]), int(fb["n"].iloc[i - 1])
             xa, xb = int(fa["n"].iloc[i]), int(fb["n"].iloc[i])
@@ -177,7 +176,7 @@ def compare(data, a: Selection, b: Selection, *, a_label: str = "A", b_label: st
                 continue
             rows.append(_row(f"Left after {jm.label(tp)}", "left_after", "%", ra["left"] / na, na,
                              rb["left"] / nb, nb, sa=int(ra["left"]), sb=int(rb["left"]), z=z))
-    neg_a, neg_b = _negative(data, a, tps), _negative(data, b, tps)
+    neg_a, neg_b = voice.negative(va, tps), voice.negative(vb, tps)
     for tp in tps:
         (sa, na), (sb, nb) = neg_a.get(tp, (0, 0)), neg_b.get(tp, (0, 0))
         if na == 0 or nb == 0:
@@ -186,10 +185,8 @@ def compare(data, a: Selection, b: Selection, *, a_label: str = "A", b_label: st
                          sa=sa, sb=sb, z=z))
     t = pd.DataFrame(rows, columns=["measure", "kind", "unit", "a_value", "a_n", "b_value", "b_n", "diff",
                                     "diff_ci_low", "diff_ci_high", "p_value"])
-    t["p_adjusted"] = np.nan
+    t["p_adjusted"] = bh_qvalues(t["p_value"])
     tested = t["p_value"].notna().to_numpy()
-    if tested.any():
-        t.loc[tested, "p_adjusted"] = multipletests(t.loc[tested, "p_value"], method="holm")[1]
     enough = (t["a_n"] >= min_n) & (t["b_n"] >= min_n)
     t["significant"] = (t["p_adjusted"] < alpha) & enough & tested
     t["verdict"] = [_verdict(r, enough_i, min_n) for r, enough_i in zip(t.itertuples(), enough)]
@@ -209,34 +206,86 @@ def _verdict(r, enough: bool, min_n: int) -> str:
     return "B better" if better > 0 else "B worse" if better < 0 else "B differs"
 
 
-def _nps_se(data, sel: Selection) -> float:
-    f = data.feedback[data._feedback_mask(sel)]
-    f = f[f["touchpoint"].isin(data.selected_touchpoints(sel))]
-    s = f.loc[(f["scale"].astype("str") == "nps") & f["score"].notna(), "score"].to_numpy("float64")
-    if len(s) == 0:
-        return np.nan
-    pp, pd_ = np.mean(s >= 9), np.mean(s <= 6)
-    return float(100 * np.sqrt(max(pp + pd_ - (pp - pd_) ** 2, 0) / len(s)))
+def _converted(data, sel: Selection) -> int:
+    """Customers of the selection who converted (what the explorer's conversion tile counts)."""
+    return data._customers.funnel_counts(sel, data._picked(sel), len(data.journey.funnel))[1]
 
 
-def _negative(data, sel: Selection, tps) -> dict:
-    """Per touchpoint: (negative scores, scored answers) in the selection's feedback."""
-    f = data.feedback
-    if f is None or len(f) == 0:
-        return {}
-    f = f[data._feedback_mask(sel)]
-    f = f[f["touchpoint"].isin(tps) & f["score"].notna()]
-    if f.empty:
-        return {}
-    neg = np.asarray(in_score_class(f["score"], f["scale"], "negative"), dtype=bool)
-    g = pd.DataFrame({"tp": f["touchpoint"].to_numpy(), "neg": neg}).groupby("tp")["neg"].agg(["sum", "count"])
-    return {tp: (int(r["sum"]), int(r["count"])) for tp, r in g.iterrows()}
+class _Voice:
+    """The explorer's feedback as arrays, built once per ExplorerData: touchpoint codes, NPS
+    answers' promoter/detractor flags, satisfaction answers' top-2 flags, negative flags."""
+
+    _kept: dict = {}
+
+    def __init__(self, data):
+        f = data.feedback
+        self.n = 0 if f is None else len(f)
+        if not self.n:
+            return
+        self.tps = list(data.journey.touchpoints)
+        self.tp = pd.Categorical(f["touchpoint"].astype("str"), categories=self.tps).codes
+        scale = f["scale"].astype("str").to_numpy()
+        score = f["score"].to_numpy("float64", na_value=np.nan)
+        scored = ~np.isnan(score)
+        self.nps = scored & (scale == "nps")
+        self.promoter, self.detractor = self.nps & (score >= 9), self.nps & (score <= 6)
+        self.sat = scored & np.isin(scale, ["csat", "stars"])
+        self.top = np.zeros(self.n, dtype=bool)
+        if self.sat.any():
+            self.top[self.sat] = np.asarray(in_score_class(f["score"][self.sat], f["scale"][self.sat],
+                                                           "positive"), dtype=bool)
+        self.scored = scored
+        self.neg = np.zeros(self.n, dtype=bool)
+        if scored.any():
+            self.neg[scored] = np.asarray(in_score_class(f["score"][scored], f["scale"][scored], "negative"),
+                                          dtype=bool)
+
+    @classmethod
+    def of(cls, data) -> _Voice:
+        key = id(data)
+        got = cls._kept.get(key)
+        if got is None or got[0] is not data:
+            cls._kept.clear()                 # one explorer's data at a time
+            got = cls._kept[key] = (data, cls(data))
+        return got[1]
+
+    def select(self, data, sel: Selection) -> np.ndarray:
+        return data._feedback_mask(sel) if self.n else np.zeros(0, dtype=bool)
+
+    def _in(self, m, tps):
+        codes = [self.tps.index(t) for t in tps if t in self.tps]
+        return m & np.isin(self.tp, codes)
+
+    def kpi(self, m, kind, tps) -> tuple[int, float, float]:
+        """(n, value, se): NPS in points with its standard error, or CSAT's (n, top-2 count, nan)."""
+        if not self.n:
+            return 0, np.nan, np.nan
+        m = self._in(m, tps)
+        if kind == "nps":
+            k = int((m & self.nps).sum())
+            if not k:
+                return 0, np.nan, np.nan
+            pp, pd_ = (m & self.promoter).sum() / k, (m & self.detractor).sum() / k
+            return k, float(100 * (pp - pd_)), float(100 * np.sqrt(max(pp + pd_ - (pp - pd_) ** 2, 0) / k))
+        k = int((m & self.sat).sum())
+        return k, float((m & self.top).sum()), np.nan
+
+    def negative(self, m, tps) -> dict:
+        """Per touchpoint: (negative scores, scored answers)."""
+        if not self.n:
+            return {}
+        m = m & self.scored
+        k = len(self.tps)
+        g = np.where(m & (self.tp >= 0), self.tp, k)
+        n = np.bincount(g, minlength=k + 1)[:k]
+        neg = np.bincount(g, weights=self.neg.astype("float64"), minlength=k + 1)[:k]
+        return {t: (int(neg[i]), int(n[i])) for i, t in enumerate(self.tps) if t in tps and n[i]}
 
 
 def comparison_html(c: Comparison) -> str:
     """The comparison as an HTML table: measure, A, B, difference with interval, p, verdict."""
     head = (f"<tr><th>Measure</th><th>A: {escape(c.a_label)}</th><th>B: {escape(c.b_label)}</th>"
-            "<th>B − A (95% interval)</th><th>p (Holm)</th><th>Verdict</th></tr>")
+            "<th>B − A (95% interval)</th><th>q (BH)</th><th>Verdict</th></tr>")
     body = []
     for r in c.table.itertuples():
         cls = "cx-called" if r.significant else "cx-muted"
@@ -253,8 +302,7 @@ def comparison_html(c: Comparison) -> str:
                     f"<td>{_p(r.p_adjusted)}</td><td>{escape(r.verdict)}</td></tr>")
     notes = "".join(f"<div class='cx-note'>{escape(n)}</div>" for n in c.notes)
     called = c.called()
-    lead = (f"<div class='cx-note'><b>{len(called)}</b> of {int(c.table['p_value'].notna().sum())} tested "
-            f"differences are clear (Holm-adjusted p &lt; {c.alpha:g}, at least {c.min_n} in each group); "
+    lead = (f"<div class='cx-note'><b>{len(called)}</b> of {int(c.table['p_value'].notna().sum())} X {c.alpha:g}, at least {c.min_n} in each group); "
             "the others are shown greyed.</div>")
     return (f"{lead}<table class='cx-compare'><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>{notes}")
 
