@@ -193,9 +193,30 @@ def controls(browser, url: str, *, clicks: int, seed: int = 7, width: int = 1280
             # the extra panels' own lists (a select outside the filters: a step of the funnel, say)
             for i, sel in enumerate(root.locator("select:not(.cx-p-filters select)").all()):
                 labels = [o.strip() for o in sel.locator("option").all_text_contents()]
-                if len(labels) >= 2:
+                if len(labels) >= 2 and sel.is_visible():
                     record(f"panel list {i + 1}", _timed(page, lambda: sel.select_option(label=rng.choice(
                         [x for x in labels if x != sel.evaluate("e => e.selectedOptions[0]?.text")] or labels))))
+        # the A-versus-B panel: opened once, then what to compare and B changed; the moment with it open
+        opener = page.get_by_text("Compare two groups side by side", exact=False)
+        if opener.count():
+            record("compare: open", _timed(page, opener.first.click))
+            box = page.locator(".cx-p-compare")
+            dims = box.locator(".widget-toggle-buttons button").all()
+            for _ in range(clicks):
+                for bt in dims:
+                    if "mod-active" not in (bt.get_attribute("class") or ""):
+                        record("compare: what to compare", _timed(page, bt.click))
+                        break
+                sel = box.locator("select").last
+                labels = [o.strip() for o in sel.locator("option").all_text_contents()]
+                current = sel.evaluate("e => e.selectedOptions[0]?.text")
+                others = [x for x in labels if x != current]
+                if others:
+                    pick = rng.choice(others)
+                    record("compare: B", _timed(page, lambda: sel.select_option(label=pick)))
+                b = rng.choice(moments[1:]) if len(moments) > 1 else moments[0]
+                record("moment, compare open", _timed(page, b.click))
+                record("moment, compare open", _timed(page, moments[0].click))
     finally:
         page.close()
     out = {}
