@@ -297,7 +297,7 @@ class ExplorerData:
         ev = t.filter(t.touchpoint.isin(tps))
         ev = ev.mutate(_day=ev.ts.truncate("D"))
         values = ({"vsum": ev.value.cast("float64").sum(), "vn": ev.value.count()} if "value" in ev.columns
-                  else {"vsum": ibis.literal(0.0).sum(), "vn": ibis.literal(0).sum()})
+                  else {"vsum": (ev.ts.count() * 0).cast("float64"), "vn": ev.ts.count() * 0})  # no value column
         reach = (ev.group_by(["customer_id", "touchpoint", "_day"])
                  .aggregate(first=ev.ts.min(), **values).to_pyarrow())
         reach = _ReachIndex.from_table(reach, tps, jm.conversion, ids)
@@ -305,8 +305,15 @@ class ExplorerData:
         # 6. the complaint terms' document-term matrix (built from masked text)
         bar.stage(5)
         terms = _term_index(raw)
+
+        # 7. research paths and the circle (cxlab.explore_moments)
+        bar.stage(6)
+        from .explore_moments import MomentIndex
+
+        moments = MomentIndex.build(t, reach, ids, jm)
         return {"sentiment_model": sentiment_model, "base": base, "value_given": value_per_customer,
-                "feedback": f[list(FEEDBACK_COLUMNS)], "reach": reach, "customers": customers, "terms": terms}
+                "feedback": f[list(FEEDBACK_COLUMNS)], "reach": reach, "customers": customers, "terms": terms,
+                "moments": moments}
 
     def _set_state(self, state: dict) -> None:
         self.sentiment_model = state["sentiment_model"]
@@ -317,6 +324,7 @@ class ExplorerData:
         self._reach = state["reach"]
         self._customers = state["customers"]
         self._terms_cache = state["terms"]
+        self._moments = state.get("moments")
         self.first_day, self.last_day = self._reach.first_day, self._reach.last_day
         self.channels = self._customers.channels if self.has_channel else ()
         self.segments = self._customers.segments if self.segment else ()
@@ -626,6 +634,13 @@ class ExplorerData:
 
     def _term_index(self):
         return self._terms_cache
+
+    def moment_view(self, sel: Selection) -> dict | None:
+        """The research paths or the circle of the selection's moment
+        (:func:`cxlab.explore_moments.moment_view`)."""
+        from .explore_moments import moment_view
+
+        return moment_view(self, sel)
 
     def verbatims(self, sel: Selection, *, k: int = 8) -> pd.DataFrame:
         """The newest ``k`` verbatims of the selected touchpoints under the filters, PII masked:
