@@ -24,6 +24,9 @@ What: nothing but what the page shows, in formats that load without running code
   feedback id, no property column);
 - ``reach.npz``: who reached which touchpoint when (customers as integer codes, no id);
 - ``terms.npz``: the complaint terms' document-term matrix (built from masked text);
+- ``moments.npz``: per customer (integer codes) the first conversion, the research path and
+  its first day, the first share, return and repeat conversion
+  (:class:`cxlab.explore_moments.MomentIndex`; the paths themselves in meta.json);
 - ``sentiment.npz``: the text-sentiment model, by :meth:`cxlab.sentiment.FittedSentiment.save`
   (read back by ``load``, which validates the file).
 
@@ -56,12 +59,14 @@ STAGES = ("fitting the text-sentiment model on the team's rated feedback",
           "indexing each customer's channels, segments and funnel steps",
           "counting who reached each touchpoint",
           "indexing the complaint terms",
+          "following the research paths and the circle",
           "keeping the aggregates with the workspace for the next page")
 READING = "reading the aggregates kept with the workspace"
 WAITING = "waiting for another page that is building the same aggregates"
-FORMAT = 2
+FORMAT = 3
 KEEP = 4          # key folders kept per workspace (the newest)
-_FILES = ("base.parquet", "dropoff_model.parquet", "feedback.parquet", "customers.npz", "reach.npz", "terms.npz")
+_FILES = ("base.parquet", "dropoff_model.parquet", "feedback.parquet", "customers.npz", "reach.npz", "terms.npz",
+          "moments.npz")
 
 
 class CacheDamaged(Exception):
@@ -275,6 +280,7 @@ def _write_state(d: Path, state: dict) -> dict:
     state["feedback"].to_parquet(d / "feedback.parquet", index=False)
     np.savez(d / "customers.npz", **state["customers"].arrays())
     np.savez(d / "reach.npz", **state["reach"].arrays())
+    np.savez(d / "moments.npz", **state["moments"].arrays())
     X, vocab, neg = state["terms"]
     if X is None:
         np.savez(d / "terms.npz", neg=neg)
@@ -288,7 +294,7 @@ def _write_state(d: Path, state: dict) -> dict:
         model_file = "sentiment.npz"
     return {"format": FORMAT, "base_attrs": {k: _jsonable(v) for k, v in attrs.items()},
             "value_given": _jsonable(state["value_given"]), "reach": state["reach"].meta(),
-            "customers": state["customers"].meta(),
+            "customers": state["customers"].meta(), "moments": state["moments"].meta(),
             "sentiment": model_file, "object_columns": objects}
 
 
@@ -315,6 +321,12 @@ def _read_state(d: Path, meta: dict) -> dict:
         reach = _ReachIndex.from_saved({k: z[k] for k in _ReachIndex.ARRAYS}, meta["reach"])
     with np.load(d / "customers.npz", allow_pickle=False) as z:
         customers = _Customers.from_saved({k: z[k] for k in _Customers.ARRAYS}, meta["customers"])
+    from .explore_moments import MomentIndex
+
+    with np.load(d / "moments.npz", allow_pickle=False) as z:
+        moments = MomentIndex.from_saved({k: z[k] for k in z.files}, meta["moments"])
+    if moments.n != customers.n:
+        raise CacheDamaged("moments.npz and customers.npz disagree")
     if customers.n != reach.n_customers or (len(f) and int(f["_cust"].max()) >= customers.n):
         raise CacheDamaged("customers.npz, reach.npz and feedback.parquet disagree")
     with np.load(d / "terms.npz", allow_pickle=False) as z:
@@ -335,4 +347,4 @@ def _read_state(d: Path, meta: dict) -> dict:
         sentiment = FittedSentiment.load(d / meta["sentiment"])   # validates; ModelFileError -> damaged
     value = meta.get("value_given")
     return {"sentiment_model": sentiment, "base": base, "value_given": value, "feedback": f, "reach": reach,
-            "customers": customers, "terms": (X, vocab, neg)}
+            "customers": customers, "terms": (X, vocab, neg), "moments": moments}

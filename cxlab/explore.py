@@ -306,8 +306,15 @@ class ExplorerData:
         # 6. the complaint terms' document-term matrix (built from masked text)
         bar.stage(5)
         terms = _term_index(raw)
+
+        # 7. research paths and the circle (cxlab.explore_moments)
+        bar.stage(6)
+        from .explore_moments import MomentIndex
+
+        moments = MomentIndex.build(t, reach, ids, jm)
         return {"sentiment_model": sentiment_model, "base": base, "value_given": value_per_customer,
-                "feedback": f[list(FEEDBACK_COLUMNS)], "reach": reach, "customers": customers, "terms": terms}
+                "feedback": f[list(FEEDBACK_COLUMNS)], "reach": reach, "customers": customers, "terms": terms,
+                "moments": moments}
 
     def _set_state(self, state: dict) -> None:
         self.sentiment_model = state["sentiment_model"]
@@ -318,6 +325,7 @@ class ExplorerData:
         self._reach = state["reach"]
         self._customers = state["customers"]
         self._terms_cache = state["terms"]
+        self._moments = state.get("moments")
         self.first_day, self.last_day = self._reach.first_day, self._reach.last_day
         self.channels = self._customers.channels if self.has_channel else ()
         self.segments = self._customers.segments if self.segment else ()
@@ -627,6 +635,13 @@ class ExplorerData:
 
     def _term_index(self):
         return self._terms_cache
+
+    def moment_view(self, sel: Selection) -> dict | None:
+        """The research paths or the circle of the selection's moment
+        (:func:`cxlab.explore_moments.moment_view`)."""
+        from .explore_moments import moment_view
+
+        return moment_view(self, sel)
 
     def verbatims(self, sel: Selection, *, k: int = 8) -> pd.DataFrame:
         """The newest ``k`` verbatims of the selected touchpoints under the filters, PII masked:

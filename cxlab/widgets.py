@@ -328,7 +328,8 @@ class PainPointExplorer:
     the selected touchpoints, and the newest verbatims (PII masked, coloured by sentiment).
 
     Attributes for code and tests: ``table`` (the pain-point table shown), ``kpis``,
-    ``funnel``, ``terms``, ``verbatims`` and ``latency`` (seconds of the last update).
+    ``funnel``, ``terms``, ``verbatims``, ``moment_view`` (the research paths or the circle of
+    the moment, :mod:`cxlab.explore_moments`) and ``latency`` (seconds of the last update).
     """
 
     def __init__(self, data, *, journey=None, **kwargs):
@@ -377,6 +378,7 @@ class PainPointExplorer:
         self.funnel_html = w.HTML(layout=w.Layout(**panel))
         self.terms_html = w.HTML(layout=w.Layout(**panel))
         self.verbatims_html = w.HTML()
+        self.moment_html = w.HTML(layout=w.Layout(width="100%", min_width="0", overflow="auto"))
         self.status = w.HTML()
         # updated last by update(): a browser (the layout test, benchmarks/widgets_browser.py) waits for
         # its counter to know that every panel of a change has been redrawn
@@ -393,7 +395,7 @@ class PainPointExplorer:
                          + [label("Dates"), self.dates, self.dates_label, w.HTML("<br>"), self.reset_button, self.refit_button,
                             self.status],
                          layout=w.Layout(width="260px", min_width="260px"))
-        main = w.VBox([self.kpi_html, label("Pain points, the costliest first"), self.table_html,
+        main = w.VBox([self.kpi_html, self.moment_html, label("Pain points, the costliest first"), self.table_html,
                        label("Emotional curve"), self.curve,
                        w.HBox([self.funnel_html, self.terms_html],
                               layout=w.Layout(flex_flow="row wrap", grid_gap="0 24px", width="100%")),
@@ -409,7 +411,7 @@ class PainPointExplorer:
         self.widget.add_class("cx-root")
         for name, h in (("compare", self.compare_box), ("kpis", self.kpi_html), ("curve", self.curve), ("table", self.table_html),
                         ("funnel", self.funnel_html), ("terms", self.terms_html), ("verbatims", self.verbatims_html),
-                        ("filters", filters)):
+                        ("filters", filters), ("moment", self.moment_html)):
             h.add_class(f"cx-p-{name}")          # the page's panels, for layout checks
 
         self.moment.observe(self._on_moment, "value")
@@ -494,7 +496,8 @@ class PainPointExplorer:
             for h in (self.kpi_html, self.table_html, self.verbatims_html):
                 h.value = _empty(msg)
             self.funnel_html.value = self.terms_html.value = ""
-            self.curve.value = ""
+            self.curve.value = self.moment_html.value = ""
+            self.moment_view = None
             self.latency = time.perf_counter() - t0
             self._tick()
             return
@@ -507,7 +510,9 @@ class PainPointExplorer:
         self.funnel = d.funnel_table(sel)
         self.terms = d.terms(sel)
         self.verbatims = d.verbatims(sel)
+        self.moment_view = d.moment_view(sel)
         self.kpi_html.value = self._kpi_html(sel)
+        self.moment_html.value = self._moment_html(sel)
         self.curve.value = self._curve_svg(full, sel)
         self.table_html.value = self._table_html(self.table, sel)
         self.funnel_html.value = self._funnel_html(sel)
@@ -565,6 +570,12 @@ class PainPointExplorer:
             who += " (their whole journeys: every contact and piece of feedback, every channel)"
         return (f"<div class='cx-note cx-who'><b>{escape(who)}</b></div>"
                 "<div class='cx-root cx-tiles'>" + "".join(tiles) + "</div>")
+
+    def _moment_html(self, sel: Selection) -> str:
+        """Research paths (a research moment), the circle (a sharing moment), else one line."""
+        from ._moment_html import moment_panel_html
+
+        return moment_panel_html(self.data.journey, sel, self.moment_view)
 
     def _curve_svg(self, full: pd.DataFrame, sel: Selection) -> str:
         key = (sel.filter_key(), sel.moment, full.attrs.get("behaviour"))

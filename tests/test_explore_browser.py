@@ -145,17 +145,21 @@ def test_changing_the_moment_changes_the_table_in_the_browser(served, tmp_path):
                 assert f"{int(row.reached):,}" in text
                 page.screenshot(path=str(shots / f"explorer_{moment}.png"), full_page=True)
                 _panels_fit_the_screen(page, 1280)
+            # the research and sharing moments have content, and it fits the screen
+            for moment, what in (("ZMOT", "Research paths"), ("UMOT", "The circle")):
+                page.get_by_role("button", name=moment, exact=True).click()
+                page.wait_for_function(f"() => JSON.stringify(({cells})().sort()) === "
+                                       f"'{_js_list(sorted(ref.loc[ref.moment == moment, 'touchpoint']))}'",
+                                       timeout=30_000)
+                page.wait_for_selector(f".cx-p-moment :text('{what}')", timeout=30_000)
+                page.locator(".cx-p-moment").screenshot(path=str(shots / f"explorer_panel_{moment}.png"))
+                _panels_fit_the_screen(page, 1280)
             # A versus B: folded until opened, then a tested table that fits the screen
             page.get_by_text("Compare two groups side by side", exact=False).click()
             page.wait_for_selector("table.cx-compare", timeout=30_000)
             assert "Conversion" in page.text_content("table.cx-compare")
             _panels_fit_the_screen(page, 1280)
             page.locator(".cx-p-compare").screenshot(path=str(shots / "explorer_compare.png"))
-            # an empty selection says so
-            page.get_by_role("button", name="UMOT", exact=True).click()
-            page.wait_for_function(f"() => JSON.stringify(({cells})().sort()) === "
-                                   f"'{_js_list(sorted(ref.loc[ref.moment == 'UMOT', 'touchpoint']))}'",
-                                   timeout=30_000)
         finally:
             browser.close()
     # nothing came from outside this machine (Voilà's lab template asks a CDN for Font Awesome),
@@ -174,7 +178,7 @@ def _panels_fit_the_screen(page, width):
     })""")
     names = sorted(b["name"] for b in boxes)
     assert names == sorted(f"cx-p-{n}" for n in ("kpis", "curve", "table", "funnel", "terms", "verbatims",
-                                                 "filters", "compare")), names
+                                                 "filters", "moment", "compare")), names
     for b in boxes:
         assert b["x"] >= 0 and b["x"] + b["w"] <= width + 0.5, b
     for i, a in enumerate(boxes):

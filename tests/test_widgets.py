@@ -495,7 +495,7 @@ def test_the_kept_aggregates_hold_no_raw_text_id_or_pseudonym_key(small_ws, tmp_
         d = ExplorerData(ws)
     files = sorted(p.name for p in d.cache_dir.iterdir())
     assert files == ["base.parquet", "customers.npz", "dropoff_model.parquet", "feedback.parquet",
-                     "meta.json", "reach.npz", "sentiment.npz", "terms.npz"]
+                     "meta.json", "moments.npz", "reach.npz", "sentiment.npz", "terms.npz"]
     fb = pd.read_parquet(d.cache_dir / "feedback.parquet")
     assert not {"text", "customer_id", "feedback_id"} & set(fb.columns)
     email = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
