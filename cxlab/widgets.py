@@ -386,7 +386,8 @@ class PainPointExplorer:
                  if (d.channels or d.segments) and d.has_events else [])
         if not d.has_events:                 # voice-only: no drop-off model to refit
             self.refit_button.layout.display = "none"
-        filters = w.VBox([label("Touchpoints"), self.touchpoints, *picks, label("Channels"), self.channels]
+        channels = [label("Channels"), self.channels] if d.channels or d.has_events else []   # a survey may have none
+        filters = w.VBox([label("Touchpoints"), self.touchpoints, *picks, *channels]
                          + ([label("Segments"), self.segments] if d.segments else [])
                          + [label("Dates"), self.dates, self.dates_label, w.HTML("<br>"), self.reset_button, self.refit_button,
                             self.status],
@@ -668,7 +669,7 @@ class PainPointExplorer:
                 "pos" if pd.notna(r.sentiment) and r.sentiment > 0.2 else "")
             score = "" if pd.isna(r.score) else f" · {r.scale} {r.score:g}"
             out.append(f"<div class='cx-verb {cls}'><div class='meta'>{pd.Timestamp(r.ts):%d %b %Y %H:%M} · "
-                       f"{escape(jm.label(r.touchpoint))} · {escape(str(r.channel))}{escape(score)} · sentiment "
+                       f"{escape(jm.label(r.touchpoint))}{_channel_part(r.channel)}{escape(score)} · sentiment "
                        f"{_num(r.sentiment, '{:+.2f}')}</div>{escape(str(r.text))}</div>")
         return "".join(out)
 
@@ -689,6 +690,11 @@ class PainPointExplorer:
     # ------------------------------------------------------------------ display
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _channel_part(channel) -> str:
+    """`` · channel`` for a verbatim's line, nothing when the feedback has no channel."""
+    return "" if channel is None or pd.isna(channel) else f" · {escape(str(channel))}"
 
 
 def _missing(line: str) -> str:
