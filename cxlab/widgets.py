@@ -179,9 +179,12 @@ class ExplorerPage:
             self.explorer = x
             self.widget.children = [x.widget, self.cache_line]
         except NothingToExploreError as err:        # an empty workspace: what to pull, no error style
+            import ipywidgets as w
+
             self.error = err
-            self.progress.layout.display = "none"
             self.stage.value = _missing(str(err))
+            self._shell.children = [w.HTML(_CSS + "<div class='cx-root cx-loading'><div class='cx-title'>Pain points "
+                                           "per moment of truth</div></div>"), self.stage]
         except Exception as err:  # noqa: BLE001 - shown on the page, not lost in a thread
             self.error = err
             self.progress.bar_style = "danger"
