@@ -764,7 +764,10 @@ def _window_label(td) -> str:
     for _, v in _WINDOWS:
         if v != "none" and pd.Timedelta(v) == td:
             return v
-    return str(td)
+    secs = int(td.total_seconds())               # the map's own window, as a duration funnel() reads
+    if secs % 86400 == 0:
+        return f"{secs // 86400}D"
+    return f"{secs // 60}min" if secs % 60 == 0 else f"{secs}s"
 
 
 class FunnelExplorer:
@@ -796,7 +799,7 @@ class FunnelExplorer:
         self.steps = w.TagsInput(value=list(jm.funnel), allowed_tags=tps, allow_duplicates=False,
                                  layout=w.Layout(width="100%"))
         win = _window_label(jm.conversion_window)
-        options = _WINDOWS if any(v == win for _, v in _WINDOWS) else _WINDOWS + [(win, win)]
+        options = _WINDOWS if any(v == win for _, v in _WINDOWS) else _WINDOWS + [(_dur(win), win)]
         self.window = w.Dropdown(options=options, value=win, description="Window", layout=w.Layout(width="220px"))
         self.order = w.ToggleButtons(options=[("closed", "closed"), ("open", "open"), ("any order", "any")],
                                      value="closed", description="Order",

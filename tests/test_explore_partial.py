@@ -240,6 +240,11 @@ def test_behaviour_only_on_an_own_map(own):
     default = set(cxlab.JourneyMap.default().touchpoints) - set(jm.touchpoints)
     assert not [tp for tp in default if tp in page_text(x)]
     assert "10 days" in x.funnel_html.value
+    with cxlab.connect(own["behaviour"], read_only=True) as ws:    # the map's 10-day window, not a preset
+        f = FunnelExplorer(ws, journey=jm)
+        want = funnel(ws, journey=jm, window="10D")["n"].tolist()
+    assert f.table is not None and f.table["n"].tolist() == want
+    assert f.window.value == "10D" and ("10 days", "10D") in f.window.options
 
 
 # --------------------------------------------------------------------------- what `cxlab explore` serves
