@@ -341,6 +341,8 @@ class ExplorerData:
         self.missing = {"events": None if self.has_events else NO_EVENTS,
                         "feedback": None if self.has_feedback else NO_FEEDBACK}
         if self.has_events:
+            if self.channels == ("unknown",):     # a log without channels (BPIC 2012): nothing to pick
+                self.channels = ()
             return
         days = self.feedback["_day"].dropna()
         self.first_day, self.last_day = _day(days.min()), _day(days.max())

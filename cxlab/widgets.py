@@ -389,7 +389,7 @@ class PainPointExplorer:
                  if (d.channels or d.segments) and d.has_events else [])
         if not d.has_events:                 # voice-only: no drop-off model to refit
             self.refit_button.layout.display = "none"
-        channels = [label("Channels"), self.channels] if d.channels or d.has_events else []   # a survey may have none
+        channels = [label("Channels"), self.channels] if d.channels else []   # a survey or a log may have none
         filters = w.VBox([label("Touchpoints"), self.touchpoints, *picks, *channels]
                          + ([label("Segments"), self.segments] if d.segments else [])
                          + [label("Dates"), self.dates, self.dates_label, w.HTML("<br>"), self.reset_button, self.refit_button,

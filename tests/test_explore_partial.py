@@ -281,3 +281,35 @@ def test_the_notebooks_cxlab_explore_serves_build_their_page(workspaces, kind):
     f, ws = run_explorer_notebook("funnel", workspaces[kind])
     ws.close()
     assert (f.table is None) == (kind != "behaviour")
+
+
+# --------------------------------------------------------------------------- a real log with its own map
+@pytest.mark.realdata
+def test_the_bpic_2012_loan_log_opens_behaviour_only_with_its_own_map(tmp_path):
+    """A real event log (no feedback, no channel) with its own map: reach per activity equals
+    pandas on the export, the voice panels say they need feedback, no channel filter is offered,
+    and the funnel explorer runs with the map's 90-day window."""
+    from conftest import shared_file
+
+    from cxlab.reports import notebook_path
+
+    loans = shared_file("bpic2012_loans", "bpic2012_events.csv.gz")
+    jm = cxlab.JourneyMap.from_yaml(notebook_path("dropoff_real_data").parent / "bpic2012_journey.yml")
+    with cxlab.connect(tmp_path / "bpic.duckdb") as ws:
+        ws.pull(loans, mapping={"customer_id": "case_id", "touchpoint": "activity", "ts": "timestamp"}, journey=jm)
+    page = page_of(tmp_path / "bpic.duckdb", journey=jm)
+    x = page.explorer
+    assert page.error is None and (x.data.has_events, x.data.has_feedback) == (True, False)
+    raw = pd.read_csv(loans, usecols=["case_id", "activity"])
+    want = raw[raw.activity.isin(jm.touchpoints)].groupby("activity")["case_id"].nunique()
+    got = x.table.set_index("touchpoint")["reached"]
+    np.testing.assert_array_equal(got.loc[want.index], want)
+    assert x.funnel["n"].iloc[0] == raw.loc[raw.activity == jm.funnel[0], "case_id"].nunique() == 13_087
+    assert line(NO_FEEDBACK) in x.curve.value and line(NO_FEEDBACK) in x.verbatims_html.value
+    assert x.data.channels == () and x.channels not in _children(x.widget)
+    default = set(cxlab.JourneyMap.default().touchpoints) - set(jm.touchpoints)
+    assert not [tp for tp in default if tp in page_text(x)]
+    with cxlab.connect(tmp_path / "bpic.duckdb", read_only=True) as ws:
+        f = FunnelExplorer(ws, journey=jm)
+        assert f.window.value == "90D"
+        assert f.table["n"].tolist() == funnel(ws, journey=jm, window="90D")["n"].tolist()
