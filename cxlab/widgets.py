@@ -74,6 +74,8 @@ details.cx-more > summary {cursor: pointer; color: #2c5d8f;}
 .cx-loading {padding: 18px 4px; font-size: 14px; color: #333;}
 .cx-loading .cx-stage {color: #555; font-size: 13px; margin-top: 4px;}
 .cx-root .widget-html-content {white-space: normal;}
+.cx-p-funnel table.cx th {white-space: normal;}
+.cx-p-funnel table.cx td, .cx-p-funnel table.cx th {padding-left: 4px; padding-right: 4px;}
 </style>
 """
 

@@ -171,6 +171,7 @@ def _panels_fit_the_screen(page, width, columns=("Value at risk", "Evidence")):
                                                  "filters")), names
     for b in boxes:
         assert b["x"] >= 0 and b["x"] + b["w"] <= width + 0.5, b
+        assert b["inner"] <= 0, b               # nor scrolls sideways within itself
     for i, a in enumerate(boxes):
         for b in boxes[i + 1:]:
             dx = min(a["x"] + a["w"], b["x"] + b["w"]) - max(a["x"], b["x"])
