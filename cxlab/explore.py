@@ -39,6 +39,15 @@ day, conversion) are computed once in the engine and kept with the other aggrega
 (:mod:`cxlab._explore_cache`), so a filter change is a few vectorised passes.
 
 With no filter, or after ``refit``, the table is exactly ``pain_points`` for the selection.
+
+Half a workspace
+----------------
+A voice-only workspace (feedback, no events) opens too: ``has_events`` is False, the days,
+channels and segments (the ``segment`` column of the feedback, when it has one) come from the
+feedback, each piece picked by its own columns; reach, drop-off, funnel and conversion are
+empty and ``missing["events"]`` says so in one line. Behaviour-only (events, no feedback):
+``has_feedback`` is False and ``missing["feedback"]`` says so. Neither:
+:class:`~cxlab.exceptions.NothingToExploreError`, saying what to pull.
 """
 from __future__ import annotations
 
