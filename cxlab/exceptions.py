@@ -144,6 +144,11 @@ class ExplorerError(CxlabError, RuntimeError):
     """``cxlab explore`` cannot serve: the port is in use, or Voilà did not answer on it."""
 
 
+class NothingToExploreError(CxlabError, ValueError):
+    """The explorer was given neither events nor feedback (an empty workspace): the message
+    says what to pull first. A workspace with either one opens (behaviour-only, voice-only)."""
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choice, or an empty string."""
     choices = [str(c) for c in choices]

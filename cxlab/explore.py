@@ -39,6 +39,15 @@ day, conversion) are computed once in the engine and kept with the other aggrega
 (:mod:`cxlab._explore_cache`), so a filter change is a few vectorised passes.
 
 With no filter, or after ``refit``, the table is exactly ``pain_points`` for the selection.
+
+Half a workspace
+----------------
+A voice-only workspace (feedback, no events) opens too: ``has_events`` is False, the days,
+channels and segments (the ``segment`` column of the feedback, when it has one) come from the
+feedback, each piece picked by its own columns; reach, drop-off, funnel and conversion are
+empty and ``missing["events"]`` says so in one line. Behaviour-only (events, no feedback):
+``has_feedback`` is False and ``missing["feedback"]`` says so. Neither:
+:class:`~cxlab.exceptions.NothingToExploreError`, saying what to pull.
 """
 from __future__ import annotations
 
@@ -49,6 +58,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .exceptions import NothingToExploreError
 from .journey import JourneyMap
 from .stats import wilson_ci
 
@@ -229,11 +239,16 @@ class ExplorerData:
             events = data[0]
         else:
             events = data
-        if events is None:
-            raise ValueError("the explorer needs events (a Workspace, or a pair (events, feedback))")
-        t = as_table(events)
+        t = as_table(events if events is not None else _NO_EVENTS)
         self._events = t
+        fb_columns, fb_rows = _feedback_shape(data)
+        no_events = _count(t) == 0
+        if no_events and not fb_rows:
+            raise NothingToExploreError(NOTHING_TO_EXPLORE)
+        self._voice_segment = None       # voice-only: the feedback's own segment column, if any
         if segment is not None and segment not in t.columns:
+            if no_events and segment in fb_columns:
+                self._voice_segment = segment
             segment = None
         self.segment = segment
         self.has_channel = "channel" in t.columns
@@ -329,12 +344,48 @@ class ExplorerData:
         self.first_day, self.last_day = self._reach.first_day, self._reach.last_day
         self.channels = self._customers.channels if self.has_channel else ()
         self.segments = self._customers.segments if self.segment else ()
+        self._set_partial()
+
+    # ------------------------------------------------------------------ voice-only, behaviour-only
+    def _set_partial(self) -> None:
+        """What the workspace can answer: ``has_events`` (journey events: reach, drop-off,
+        funnel, conversion) and ``has_feedback`` (scores, sentiment, terms, verbatims), and the
+        one line a page shows for the half that is missing (``missing``). Voice-only: the days,
+        channels and segments come from the feedback itself. Neither: :class:`NothingToExploreError`."""
+        self.has_events = self._customers.n > 0
+        self.has_feedback = len(self.feedback) > 0
+        if not self.has_events and not self.has_feedback:
+            raise NothingToExploreError(NOTHING_TO_EXPLORE)
+        self.missing = {"events": None if self.has_events else NO_EVENTS,
+                        "feedback": None if self.has_feedback else NO_FEEDBACK}
+        if self.has_events:
+            if self.channels == ("unknown",):     # a log without channels (BPIC 2012): nothing to pick
+                self.channels = ()
+            return
+        days = self.feedback["_day"].dropna()
+        self.first_day, self.last_day = _day(days.min()), _day(days.max())
+        self.channels = (tuple(sorted(set(_voice_levels(self.feedback["channel"]))))
+                         if self.feedback["channel"].notna().any() else ())
+        self.segments = (tuple(sorted(set(_voice_levels(self.feedback["_seg"]))))
+                         if self.feedback["_seg"].notna().any() else ())
+
+    def _voice_only_mask(self, sel: Selection, f: pd.DataFrame) -> np.ndarray:
+        """Voice-only (no customer journeys to pick): each piece of feedback by its own
+        channel and segment columns."""
+        m = np.ones(len(f), dtype=bool)
+        if sel.channels is not None:
+            m &= np.isin(_voice_levels(f["channel"]), list(sel.channels))
+        if sel.segments is not None:
+            m &= np.isin(_voice_levels(f["_seg"]), list(sel.segments))
+        return m
 
     def _keyed_feedback(self, t, fb: pd.DataFrame) -> pd.DataFrame:
         """The feedback with the keys a selection filters on: ``_seg`` (the customer's first
         event's segment), ``_day``, ``_channel_s``, ``_seg_s``."""
         f = fb.reset_index(drop=True).copy()
-        if self.segment is not None and "customer_id" in f.columns:
+        if self._voice_segment is not None:          # voice-only: the feedback's own segment
+            f["_seg"] = f[self._voice_segment].astype(object).where(f[self._voice_segment].notna(), None)
+        elif self.segment is not None and "customer_id" in f.columns:
             seg = (t.group_by("customer_id").aggregate(_seg=t[self.segment].argmin(t.ts)).to_pandas())
             f = f.merge(seg, on="customer_id", how="left")
         else:
@@ -406,7 +457,10 @@ class ExplorerData:
     def describe(self, sel: Selection) -> str:
         """The selection's customers in plain words, e.g. "Customers who ever used: app"."""
         if not sel.customers_picked:
-            return "All customers"
+            return "All customers" if self.has_events else "All feedback"
+        if not self.has_events:          # voice-only: feedback is picked by its own columns
+            return "Feedback " + "; ".join(f"{what}: {', '.join(levels)}" for what, levels in
+                                           (("through", sel.channels), ("in segment", sel.segments)) if levels)
         verb = dict(RULES)[sel.rule]
         parts = []
         if sel.channels is not None:
@@ -421,7 +475,9 @@ class ExplorerData:
         of no known customer by its own channel (no segment can be known for it); in the days."""
         f = self.feedback if f is None else f
         m = np.ones(len(f), dtype=bool)
-        picked = self._picked(sel)
+        picked = self._picked(sel) if self.has_events else None
+        if not self.has_events:
+            m &= self._voice_only_mask(sel, f)
         if picked is not None:
             cust = f["_cust"].to_numpy()
             known = cust >= 0
@@ -747,6 +803,43 @@ class _ReachIndex:
         vm = m & (self.tp == self.conv)
         vn = self.vn[vm].sum()
         return out, (float(self.vsum[vm].sum() / vn) if vn else 1.0)
+
+#: the one line shown in place of what a workspace cannot answer
+NO_EVENTS = "no journey events in this workspace: reach and drop-off need an events export"
+NO_FEEDBACK = ("no feedback in this workspace: scores, sentiment, complaint terms and verbatims need a "
+               "feedback export")
+NOTHING_TO_EXPLORE = ("nothing to explore: this workspace holds no journey events and no feedback yet; "
+                      "pull an events export (cxlab pull FILE) or a feedback export "
+                      "(cxlab pull FILE --kind feedback) first")
+#: the events of a voice-only explorer: the canonical columns, no row
+_NO_EVENTS = pd.DataFrame({"customer_id": pd.Series([], dtype="str"), "ts": pd.Series([], dtype="datetime64[ns, UTC]"),
+                           "touchpoint": pd.Series([], dtype="str"), "value": pd.Series([], dtype="float64")})
+
+
+def _feedback_shape(data) -> tuple[list, int]:
+    """The feedback's columns and row count, read without loading it (no feedback: ``([], 0)``)."""
+    if hasattr(data, "events") and callable(data.events):
+        fb = data.feedback() if hasattr(data, "feedback") else None
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        fb = data[1]
+    else:
+        fb = None
+    if fb is None:
+        return [], 0
+    if isinstance(fb, pd.DataFrame):
+        return list(fb.columns), len(fb)
+    return list(fb.columns), _count(fb)
+
+
+def _count(t) -> int:
+    return int(t.count().to_pyarrow().as_py())
+
+
+def _voice_levels(values) -> np.ndarray:
+    """A feedback column as filter levels (strings; missing is ``unknown``, as for events)."""
+    s = pd.Series(values)
+    return s.astype(object).where(s.notna(), "unknown").astype("str").to_numpy(dtype=object)
+
 
 def _codes(ids: pd.Index, values, n: int) -> np.ndarray:
     """The customer code of each value (-1: not a customer of the events, or missing)."""

@@ -24,6 +24,7 @@ from html import escape
 import numpy as np
 import pandas as pd
 
+from .exceptions import NothingToExploreError
 from .explore import RULES, ExplorerData, Selection
 from .journey import JourneyMap
 
@@ -78,6 +79,8 @@ details.cx-more > summary {cursor: pointer; color: #2c5d8f;}
 .cx-loading {padding: 18px 4px; font-size: 14px; color: #333;}
 .cx-loading .cx-stage {color: #555; font-size: 13px; margin-top: 4px;}
 .cx-root .widget-html-content {white-space: normal;}
+.cx-p-funnel table.cx th {white-space: normal;}
+.cx-p-funnel table.cx td, .cx-p-funnel table.cx th {padding-left: 4px; padding-right: 4px;}
 </style>
 """
 
@@ -182,6 +185,13 @@ class ExplorerPage:
             logging.getLogger("cxlab.explore").info("explorer aggregates: %s (%s)", status, d.cache_note)
             self.explorer = x
             self.widget.children = [x.widget, self.cache_line]
+        except NothingToExploreError as err:        # an empty workspace: what to pull, no error style
+            import ipywidgets as w
+
+            self.error = err
+            self.stage.value = _missing(str(err))
+            self._shell.children = [w.HTML(_CSS + "<div class='cx-root cx-loading'><div class='cx-title'>Pain points "
+                                           "per moment of truth</div></div>"), self.stage]
         except Exception as err:  # noqa: BLE001 - shown on the page, not lost in a thread
             self.error = err
             self.progress.bar_style = "danger"
@@ -389,13 +399,17 @@ class PainPointExplorer:
             return w.HTML(f"<div class='cx-h'>{escape(text)}</div>")
 
         picks = ([label("Channels and segments pick customers who")] + [self.rule]
-                 if d.channels or d.segments else [])
-        filters = w.VBox([label("Touchpoints"), self.touchpoints, *picks, label("Channels"), self.channels]
+                 if (d.channels or d.segments) and d.has_events else [])
+        if not d.has_events:                 # voice-only: no drop-off model to refit
+            self.refit_button.layout.display = "none"
+        channels = [label("Channels"), self.channels] if d.channels else []   # a survey or a log may have none
+        filters = w.VBox([label("Touchpoints"), self.touchpoints, *picks, *channels]
                          + ([label("Segments"), self.segments] if d.segments else [])
                          + [label("Dates"), self.dates, self.dates_label, w.HTML("<br>"), self.reset_button, self.refit_button,
                             self.status],
                          layout=w.Layout(width="260px", min_width="260px"))
-        main = w.VBox([self.kpi_html, self.moment_html, label("Pain points, the costliest first"), self.table_html,
+        main = w.VBox([self.kpi_html, self.moment_html, label("Pain points, the costliest first" if d.has_events else
+                                            "Voice per touchpoint, the lowest score first"), self.table_html,
                        label("Emotional curve"), self.curve,
                        w.HBox([self.funnel_html, self.terms_html],
                               layout=w.Layout(flex_flow="row wrap", grid_gap="0 24px", width="100%")),
@@ -403,7 +417,7 @@ class PainPointExplorer:
                        self._compare_panel()],
                       layout=w.Layout(flex="1 1 0%", min_width="0", padding="0 0 0 16px"))
         title = w.HTML(_CSS + "<div class='cx-root'><div class='cx-title'>Pain points per moment of truth</div>"
-                       f"<div class='cx-sub'>{sum(d.base['reached'] > 0)} touchpoints with activity, "
+                       f"<div class='cx-sub'>{_activity(d)}, "
                        f"{len(d.feedback):,} pieces of feedback, {d.first_day:%d %b %Y} – {d.last_day:%d %b %Y}. "
                        "Pick a moment, then narrow by touchpoint, channel, segment or dates.</div></div>")
         self.widget = w.VBox([title, self.moment, w.HBox([filters, main], layout=w.Layout(width="100%")),
@@ -518,8 +532,9 @@ class PainPointExplorer:
         self.funnel_html.value = self._funnel_html(sel)
         self.terms_html.value = self._terms_html(sel)
         self.verbatims_html.value = self._verbatims_html()
+        self._show_missing()
         behaviour = self.table.attrs.get("behaviour", "whole journey")
-        self.status.value = ("<div class='cx-note'>Drop-off odds ratios: "
+        self.status.value = "" if not d.has_events else ("<div class='cx-note'>Drop-off odds ratios: "
                              + ("fitted on this selection." if behaviour == "selection" else
                                 "from the whole journey's model; <b>Refit</b> fits them on this selection."
                                 if sel.filtered else "whole journey.") + "</div>")
@@ -557,6 +572,8 @@ class PainPointExplorer:
         for name, fmt, note in (("NPS", "{:+.0f}", "promoters − detractors, points"),
                                 ("CSAT", "{:.0%}", "top-2 box (4-5 of 5)"),
                                 ("Conversion", "{:.1%}", "entered the funnel → bought")):
+            if not _answerable(self.data, name):
+                continue
             k = self.kpis.get(name)
             if k is None:
                 tiles.append(f"<div class='cx-tile'><div class='k'>{name}</div><div class='v'>–</div>"
@@ -706,16 +723,89 @@ class PainPointExplorer:
                 "pos" if pd.notna(r.sentiment) and r.sentiment > 0.2 else "")
             score = "" if pd.isna(r.score) else f" · {r.scale} {r.score:g}"
             out.append(f"<div class='cx-verb {cls}'><div class='meta'>{pd.Timestamp(r.ts):%d %b %Y %H:%M} · "
-                       f"{escape(jm.label(r.touchpoint))} · {escape(str(r.channel))}{escape(score)} · sentiment "
+                       f"{escape(jm.label(r.touchpoint))}{_channel_part(r.channel)}{escape(score)} · sentiment "
                        f"{_num(r.sentiment, '{:+.2f}')}</div>{escape(str(r.text))}</div>")
         return "".join(out)
+
+    # ------------------------------------------------------------------ voice-only, behaviour-only
+    def _show_missing(self) -> None:
+        """The panels the workspace cannot answer say so in one line (``ExplorerData.missing``);
+        voice-only, the pain-point table is the voice table (no reach, no drop-off)."""
+        d = self.data
+        if not d.has_events:
+            self.funnel_html.value = "<div class='cx-h'>Funnel</div>" + _missing(d.missing["events"])
+            self.table_html.value = _missing(d.missing["events"]) + _voice_table_html(self.table, d.journey)
+        if not d.has_feedback:
+            self.curve.value = _missing(d.missing["feedback"])
+            self.terms_html.value = "<div class='cx-h'>What the complaints are about</div>" + _missing(
+                d.missing["feedback"])
+            self.verbatims_html.value = _missing(d.missing["feedback"])
 
     # ------------------------------------------------------------------ display
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
 
 
+def _channel_part(channel) -> str:
+    """`` · channel`` for a verbatim's line, nothing when the feedback has no channel."""
+    return "" if channel is None or pd.isna(channel) else f" · {escape(str(channel))}"
+
+
+def _missing(line: str) -> str:
+    """The one line shown in place of a panel the workspace cannot answer."""
+    return f"<div class='cx-empty cx-missing'>{escape(line[:1].upper() + line[1:])}.</div>"
+
+
+def _activity(d: ExplorerData) -> str:
+    """The page's first words: touchpoints with activity (events) or with feedback (voice-only)."""
+    if d.has_events:
+        return f"{sum(d.base['reached'] > 0)} touchpoints with activity"
+    return f"{sum(d.base['feedback'] > 0)} touchpoints with feedback"
+
+
+def _answerable(d: ExplorerData, kpi: str) -> bool:
+    """Whether the workspace can answer a KPI tile: conversion needs events; NPS and CSAT need
+    feedback on their scales (a voice-only workspace without NPS answers shows no NPS tile)."""
+    if kpi == "Conversion":
+        return d.has_events
+    if not d.has_feedback:
+        return False
+    if d.has_events:
+        return True
+    scales = set(d.feedback["scale"].dropna().astype("str"))
+    return bool(scales & ({"nps"} if kpi == "NPS" else {"csat", "stars"}))
+
+
+def _voice_table_html(table: pd.DataFrame, jm: JourneyMap) -> str:
+    """Voice-only: per touchpoint with feedback the volume, the 0-100 score with its interval
+    and test against the journey, the negative share and the text sentiment, lowest score first."""
+    t = table[table["feedback"] > 0].sort_values(["score_mean", "touchpoint"], kind="stable", na_position="last")
+    if t.empty:
+        return _empty("No feedback in this selection.")
+    rows = []
+    for r in t.itertuples(index=False):
+        flag = "<span class='cx-flag v'>voice</span>" if r.flag in ("voice", "voice and behaviour") else ""
+        rows.append(
+            f"<tr class='{'pp' if r.pain_point else ''}' data-tp='{escape(str(r.touchpoint), quote=True)}'>"
+            f"<td><b>{escape(jm.label(r.touchpoint))}</b> <span class='cx-mom'>{escape(str(r.moment))}</span></td>"
+            f"<td class='n'>{_num(r.feedback)}</td>"
+            f"<td class='n'>{_num(r.score_mean)} ({_num(r.score_ci_low)}–{_num(r.score_ci_high)})</td>"
+            f"<td class='n'>{_num(r.score_diff, '{:+.0f}')} (q {_p(r.score_q)})</td>"
+            f"<td class='n'>{_pct(r.share_negative)}</td><td class='n'>{_num(r.sentiment_mean, '{:+.2f}')}</td>"
+            f"<td class='cx-why'>{flag}</td></tr>")
+    head = ("<tr><th>Touchpoint</th><th class='n'>Feedback</th><th class='n'>Score 0-100 (95% CI)</th>"
+            "<th class='n'>vs journey</th><th class='n'>Negative</th><th class='n'>Text sentiment</th>"
+            "<th>Evidence</th></tr>")
+    quiet = int((table["feedback"] == 0).sum())
+    note = (f"<div class='cx-note'>{quiet} touchpoints of the map have no feedback in this selection.</div>"
+            if quiet else "")
+    return ("<div class='cx-scroll'><table class='cx pp-table pp-voice'>" + head + "".join(rows) + "</table></div>"
+            + note)
+
+
 # --------------------------------------------------------------------------- funnel
+#: what the funnel explorer shows on a workspace without journey events
+NO_EVENTS_FUNNEL = "no journey events in this workspace: funnels and escape routes need an events export"
 _WINDOWS = [("30 minutes", "30min"), ("1 hour", "1h"), ("1 day", "1D"), ("7 days", "7D"), ("30 days", "30D"),
             ("no window", "none")]
 
@@ -725,7 +815,10 @@ def _window_label(td) -> str:
     for _, v in _WINDOWS:
         if v != "none" and pd.Timedelta(v) == td:
             return v
-    return str(td)
+    secs = int(td.total_seconds())               # the map's own window, as a duration funnel() reads
+    if secs % 86400 == 0:
+        return f"{secs // 86400}D"
+    return f"{secs // 60}min" if secs % 60 == 0 else f"{secs}s"
 
 
 class FunnelExplorer:
@@ -748,6 +841,8 @@ class FunnelExplorer:
         self.alpha = alpha
         self._cache: OrderedDict = OrderedDict()
         self.latency = float("nan")
+        if self._no_events():
+            return
         if breakdowns is None:
             breakdowns = [c for c in ("channel", "device", "segment") if c in self.events.columns]
         present = set(self.events.select("touchpoint").distinct().to_pandas()["touchpoint"])
@@ -755,7 +850,7 @@ class FunnelExplorer:
         self.steps = w.TagsInput(value=list(jm.funnel), allowed_tags=tps, allow_duplicates=False,
                                  layout=w.Layout(width="100%"))
         win = _window_label(jm.conversion_window)
-        options = _WINDOWS if any(v == win for _, v in _WINDOWS) else _WINDOWS + [(win, win)]
+        options = _WINDOWS if any(v == win for _, v in _WINDOWS) else _WINDOWS + [(_dur(win), win)]
         self.window = w.Dropdown(options=options, value=win, description="Window", layout=w.Layout(width="220px"))
         self.order = w.ToggleButtons(options=[("closed", "closed"), ("open", "open"), ("any order", "any")],
                                      value="closed", description="Order",
@@ -781,6 +876,20 @@ class FunnelExplorer:
         self.escape_step.observe(self._on_escape, "value")
         self._busy = False
         self.update()
+
+    def _no_events(self) -> bool:
+        """A workspace without journey events (voice-only, empty): the page is its title and one
+        line saying what is missing, and ``table`` and ``routes`` are None."""
+        from .explore import _count
+
+        if _count(self.events) > 0:
+            return False
+        import ipywidgets as w
+
+        self.table = self.routes = None
+        self.widget = w.VBox([w.HTML(_CSS + "<div class='cx-root'><div class='cx-title'>Funnel explorer</div></div>"),
+                              w.HTML("<div class='cx-root'>" + _missing(NO_EVENTS_FUNNEL) + "</div>")])
+        return True
 
     def _params(self):
         win = None if self.window.value == "none" else self.window.value

@@ -169,7 +169,7 @@ def test_changing_the_moment_changes_the_table_in_the_browser(served, tmp_path):
     assert "default-src 'self'" in response.headers["content-security-policy"]
 
 
-def _panels_fit_the_screen(page, width):
+def _panels_fit_the_screen(page, width, columns=("Value at risk", "Evidence")):
     """No panel overlaps another, none reaches past the viewport, the page does not scroll sideways."""
     boxes = page.evaluate("""() => [...document.querySelectorAll("[class*='cx-p-']")].map(e => {
         const r = e.getBoundingClientRect();
@@ -181,6 +181,7 @@ def _panels_fit_the_screen(page, width):
                                                  "filters", "moment", "compare")), names
     for b in boxes:
         assert b["x"] >= 0 and b["x"] + b["w"] <= width + 0.5, b
+        assert b["inner"] <= 0, b               # nor scrolls sideways within itself
     for i, a in enumerate(boxes):
         for b in boxes[i + 1:]:
             dx = min(a["x"] + a["w"], b["x"] + b["w"]) - max(a["x"], b["x"])
@@ -188,7 +189,7 @@ def _panels_fit_the_screen(page, width):
             assert dx <= 0.5 or dy <= 0.5, (a, b)
     assert page.evaluate("Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)") <= width
     # the table's money and flag columns are on screen, not scrolled off to the right
-    for col in ("Value at risk", "Evidence"):
+    for col in columns:
         box = page.locator("table.pp-table th", has_text=col).bounding_box()
         assert box and box["x"] + box["width"] <= width, col
 
@@ -257,3 +258,57 @@ def test_sigterm_stops_voila_and_its_kernels(served):
         for p in children:  # were this to fail, leave nothing running
             with contextlib.suppress(psutil.Error):
                 p.kill()
+
+
+# --------------------------------------------------------------------------- a voice-only workspace
+@contextlib.contextmanager
+def _serving(ws_path):
+    """`cxlab explore` on ``ws_path``: the URL it prints; stopped (SIGTERM, then SIGKILL) at the end."""
+    token = "t0k3n-" + os.urandom(12).hex()
+    proc = subprocess.Popen([sys.executable, "-m", "cxlab.cli", "explore", "--workspace", str(ws_path),
+                             "--token", token], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url, deadline = None, time.time() + 180
+        while time.time() < deadline and url is None and proc.poll() is None:
+            m = re.search(r"open: (http://127\.0\.0\.1:\d+/\?token=\S+)", proc.stdout.readline() or "")
+            url = m.group(1) if m else None
+        assert url, "cxlab explore printed no URL"
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_a_voice_only_workspace_shows_the_voice_half_and_fits_the_screen(tmp_path):
+    """Feedback pulled, no events: the voice table, curve, terms and verbatims; one line in
+    place of reach, drop-off and the funnel; every panel within 1,280 x 800."""
+    from playwright.sync_api import sync_playwright
+
+    from cxlab.explore import NO_EVENTS
+
+    _need_browser()
+    fb = simulate_journeys(2_000, seed=5).feedback
+    fb.to_parquet(tmp_path / "feedback.parquet")
+    with cxlab.connect(tmp_path / "voice.duckdb") as ws:
+        ws.pull(tmp_path / "feedback.parquet", kind="feedback")
+    missing = NO_EVENTS[:1].upper() + NO_EVENTS[1:]
+    with _serving(tmp_path / "voice.duckdb") as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(url, timeout=120_000)
+            page.wait_for_selector("table.pp-voice", timeout=180_000)
+            page.wait_for_selector("svg[aria-label='Emotional curve']", timeout=30_000)
+            shown = page.evaluate("() => [...document.querySelectorAll('table.pp-voice tr[data-tp]')]"
+                                  ".map(e => e.dataset.tp)")
+            assert sorted(shown) == sorted(fb["touchpoint"].unique())
+            assert page.locator(".cx-p-funnel .cx-missing").text_content().startswith(missing)
+            assert page.locator(".cx-p-table .cx-missing").count() == 1
+            _panels_fit_the_screen(page, 1280, columns=("Score 0-100", "Evidence"))
+            page.screenshot(path=str(_shot_dir(tmp_path) / "explorer_voice_only.png"), full_page=True)
+        finally:
+            browser.close()

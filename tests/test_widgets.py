@@ -289,9 +289,14 @@ def test_bad_selections_are_refused(explorer):
         d.selection(touchpoints=["home_pag"])
 
 
-def test_explorer_data_needs_events():
-    with pytest.raises(ValueError, match="needs events"):
-        ExplorerData((None, simulate_journeys(300, seed=1).feedback))
+def test_explorer_data_needs_events_or_feedback():
+    from cxlab.exceptions import NothingToExploreError
+
+    with pytest.raises(NothingToExploreError, match="no journey events and no feedback"):
+        ExplorerData((None, None))
+    empty = simulate_journeys(300, seed=1).feedback.head(0)
+    with pytest.raises(NothingToExploreError, match="--kind feedback"):
+        ExplorerData((None, empty))
 
 
 def test_emotion_curve_svg_marks_pain_points_and_the_moment(explorer):
